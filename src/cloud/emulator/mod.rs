@@ -1,0 +1,1 @@
+//! Local emulator of the cloud APIs, for tests, benchmarks and the demo.

@@ -1,0 +1,3 @@
+//! multicloud-ecs: a Kubernetes operator giving one declarative API for virtual machines across clouds.
+
+pub mod cloud;
