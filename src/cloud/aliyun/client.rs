@@ -1,0 +1,452 @@
+//! RPC transport: `POST /?<params>` with an empty body, ACS3-HMAC-SHA256 signed, retried with
+//! backoff on throttling and transient failures, rate limited per region.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rand::RngCore;
+use reqwest::Url;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use super::errors::classify;
+use super::model::ErrorBody;
+use super::params::Params;
+use super::ratelimit::{RateLimit, RegionLimiter};
+use super::retry::RetryPolicy;
+use super::sign::{Acs3Request, EMPTY_BODY_SHA256, percent_encode};
+use crate::cloud::{CloudError, CloudResult, Credentials, ErrorClass};
+
+pub const PROVIDER: &str = "ALIYUN";
+const REDACTED: &str = "<redacted>";
+
+/// The two Alibaba Cloud services the driver talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    /// ECS: instances, security groups, prices, regions.
+    Ecs,
+    /// VPC: VPCs, VSwitches, EIPs.
+    Vpc,
+}
+
+impl Service {
+    pub fn version(self) -> &'static str {
+        match self {
+            Self::Ecs => "2014-05-26",
+            Self::Vpc => "2016-04-28",
+        }
+    }
+
+    fn host_prefix(self) -> &'static str {
+        match self {
+            Self::Ecs => "ecs",
+            Self::Vpc => "vpc",
+        }
+    }
+}
+
+/// Errors in the driver's configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid endpoint override {endpoint:?}: {reason}")]
+    InvalidEndpoint { endpoint: String, reason: String },
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(String),
+}
+
+/// Where requests go: scheme and authority (`host[:port]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub scheme: String,
+    pub authority: String,
+}
+
+impl Endpoint {
+    /// Parses `host[:port]` (https) or `http(s)://host[:port][/]`.
+    pub fn parse(endpoint: &str) -> Result<Self, ConfigError> {
+        let invalid = |reason: &str| ConfigError::InvalidEndpoint {
+            endpoint: endpoint.to_string(),
+            reason: reason.to_string(),
+        };
+        let trimmed = endpoint.trim();
+        let with_scheme = if trimmed.contains("://") {
+            trimmed.to_string()
+        } else {
+            format!("https://{trimmed}")
+        };
+        let url = Url::parse(&with_scheme).map_err(|e| invalid(&e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid("scheme must be http or https"));
+        }
+        if url.path() != "/" || url.query().is_some() || !url.username().is_empty() {
+            return Err(invalid("only scheme, host and port are allowed"));
+        }
+        let host = url.host_str().ok_or_else(|| invalid("no host"))?;
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        };
+        Ok(Self {
+            scheme: url.scheme().to_string(),
+            authority,
+        })
+    }
+
+    /// The regional public endpoint of a service.
+    pub fn regional(service: Service, region: &str) -> Self {
+        Self {
+            scheme: "https".to_string(),
+            authority: format!("{}.{region}.aliyuncs.com", service.host_prefix()),
+        }
+    }
+}
+
+/// Counters of the transport, for tests and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransportStats {
+    /// HTTP requests sent (every attempt).
+    pub attempts: u64,
+    /// Attempts that were retries.
+    pub retries: u64,
+}
+
+/// Replaces every secret value in `text`.
+pub fn scrub(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_string();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        if out.contains(secret) {
+            out = out.replace(secret, REDACTED);
+        }
+    }
+    out
+}
+
+/// The `x-acs-date` format: `yyyy-MM-ddTHH:mm:ssZ`, UTC.
+pub fn acs_date(ts: jiff::Timestamp) -> String {
+    ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn new_nonce() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// The wire query string: RFC 3986 encoded, in parameter order.
+pub fn encode_query(params: &[(String, String)]) -> String {
+    params
+        .iter()
+        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Signed RPC client for one credential.
+pub struct RpcClient {
+    http: reqwest::Client,
+    credentials: Credentials,
+    endpoint_override: Option<Endpoint>,
+    retry: RetryPolicy,
+    limiter: RegionLimiter,
+    attempts: AtomicU64,
+    retries: AtomicU64,
+}
+
+impl RpcClient {
+    pub fn new(
+        credentials: Credentials,
+        endpoint_override: Option<&str>,
+        timeout: Duration,
+        retry: RetryPolicy,
+        rate_limit: RateLimit,
+    ) -> Result<Self, ConfigError> {
+        let endpoint_override = endpoint_override.map(Endpoint::parse).transpose()?;
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("multicloud-ecs/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ConfigError::HttpClient(e.without_url().to_string()))?;
+        Ok(Self {
+            http,
+            credentials,
+            endpoint_override,
+            retry,
+            limiter: RegionLimiter::new(rate_limit),
+            attempts: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+        })
+    }
+
+    pub fn stats(&self) -> TransportStats {
+        TransportStats {
+            attempts: self.attempts.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+        }
+    }
+
+    fn endpoint(&self, service: Service, region: &str) -> Endpoint {
+        self.endpoint_override
+            .clone()
+            .unwrap_or_else(|| Endpoint::regional(service, region))
+    }
+
+    /// Calls `action` and parses the JSON response. `RegionId` is added when absent.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        service: Service,
+        region: &str,
+        action: &str,
+        params: Params,
+    ) -> CloudResult<T> {
+        let span = tracing::info_span!(
+            "aliyun_call",
+            action,
+            region,
+            attempt = tracing::field::Empty,
+            request_id = tracing::field::Empty
+        );
+        self.call_inner(service, region, action, params)
+            .instrument(span)
+            .await
+    }
+
+    async fn call_inner<T: DeserializeOwned>(
+        &self,
+        service: Service,
+        region: &str,
+        action: &str,
+        mut params: Params,
+    ) -> CloudResult<T> {
+        params.set_if_absent("RegionId", region);
+        let endpoint = self.endpoint(service, region);
+        let mut attempt: u32 = 1;
+        loop {
+            self.limiter.acquire(region).await;
+            self.attempts.fetch_add(1, Ordering::Relaxed);
+            tracing::Span::current().record("attempt", attempt);
+            match self.send_once(service, &endpoint, action, &params).await {
+                Ok((body, request_id)) => {
+                    tracing::Span::current().record("request_id", request_id.as_str());
+                    tracing::debug!(attempt, request_id = %request_id, "aliyun call succeeded");
+                    return serde_json::from_str::<T>(&body).map_err(|e| {
+                        let mut err = CloudError::new(
+                            ErrorClass::Transient,
+                            PROVIDER,
+                            action,
+                            "InvalidResponse",
+                            self.scrub(&format!("cannot parse the response: {e}"), &params),
+                        );
+                        err.request_id = (!request_id.is_empty()).then_some(request_id);
+                        err
+                    });
+                }
+                Err(err) => {
+                    let request_id = err.request_id.as_deref().unwrap_or("");
+                    if self.retry.should_retry(err.class, attempt) {
+                        let delay = self.retry.backoff(attempt);
+                        tracing::warn!(
+                            attempt,
+                            request_id,
+                            code = %err.code,
+                            class = %err.class,
+                            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                            "aliyun call failed, retrying"
+                        );
+                        tokio::time::sleep(delay).await;
+                        attempt += 1;
+                        self.retries.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    tracing::info!(attempt, request_id, code = %err.code, class = %err.class, "aliyun call failed");
+                    return Err(err);
+                }
+            }
+        }
+    }
+
+    fn scrub(&self, text: &str, params: &Params) -> String {
+        let mut secrets = params.secret_values();
+        secrets.push(self.credentials.access_key_secret.expose());
+        scrub(text, &secrets)
+    }
+
+    fn transport_error(&self, action: &str, err: reqwest::Error, params: &Params) -> CloudError {
+        let code = if err.is_timeout() {
+            "Timeout"
+        } else if err.is_connect() {
+            "ConnectionFailed"
+        } else {
+            "Transport"
+        };
+        let err = err.without_url();
+        let mut message = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            source = s.source();
+        }
+        CloudError::new(
+            ErrorClass::Transient,
+            PROVIDER,
+            action,
+            code,
+            self.scrub(&message, params),
+        )
+    }
+
+    /// One signed attempt (fresh date and nonce). Returns the body and request id on 2xx.
+    async fn send_once(
+        &self,
+        service: Service,
+        endpoint: &Endpoint,
+        action: &str,
+        params: &Params,
+    ) -> CloudResult<(String, String)> {
+        let query = encode_query(params.pairs());
+        let url = format!("{}://{}/?{query}", endpoint.scheme, endpoint.authority);
+        let headers: Vec<(String, String)> = vec![
+            ("host".to_string(), endpoint.authority.clone()),
+            ("x-acs-action".to_string(), action.to_string()),
+            ("x-acs-version".to_string(), service.version().to_string()),
+            ("x-acs-date".to_string(), acs_date(jiff::Timestamp::now())),
+            ("x-acs-signature-nonce".to_string(), new_nonce()),
+            (
+                "x-acs-content-sha256".to_string(),
+                EMPTY_BODY_SHA256.to_string(),
+            ),
+        ];
+        let signed: Vec<String> = headers.iter().map(|(k, _)| k.clone()).collect();
+        let authorization = Acs3Request {
+            method: "POST",
+            path: "/",
+            query: params.pairs(),
+            headers: &headers,
+            signed_headers: &signed,
+            body_sha256: EMPTY_BODY_SHA256,
+        }
+        .authorization(
+            &self.credentials.access_key_id,
+            self.credentials.access_key_secret.expose(),
+        );
+        let mut request = self
+            .http
+            .post(url)
+            .header("authorization", authorization)
+            .header("accept", "application/json");
+        for (name, value) in &headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.transport_error(action, e, params))?;
+        let status = response.status();
+        let header_request_id = response
+            .headers()
+            .get("x-acs-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = response
+            .text()
+            .await
+            .map_err(|e| self.transport_error(action, e, params))?;
+        if status.is_success() {
+            let request_id = serde_json::from_str::<super::model::Empty>(&body)
+                .ok()
+                .map(|e| e.request_id)
+                .filter(|id| !id.is_empty())
+                .or(header_request_id)
+                .unwrap_or_default();
+            return Ok((body, request_id));
+        }
+        let parsed: ErrorBody = serde_json::from_str(&body).unwrap_or_default();
+        let code = if parsed.code.is_empty() {
+            format!("HTTP{}", status.as_u16())
+        } else {
+            parsed.code
+        };
+        let message = if parsed.message.is_empty() {
+            status.canonical_reason().unwrap_or("error").to_string()
+        } else {
+            parsed.message
+        };
+        let class = classify(&code, status.as_u16());
+        let mut err = CloudError::new(class, PROVIDER, action, code, self.scrub(&message, params));
+        err.http_status = Some(status.as_u16());
+        err.request_id = Some(parsed.request_id)
+            .filter(|id| !id.is_empty())
+            .or(header_request_id);
+        Err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse() {
+        assert_eq!(
+            Endpoint::parse("127.0.0.1:8080").unwrap(),
+            Endpoint {
+                scheme: "https".into(),
+                authority: "127.0.0.1:8080".into()
+            }
+        );
+        assert_eq!(
+            Endpoint::parse("http://127.0.0.1:8080/").unwrap(),
+            Endpoint {
+                scheme: "http".into(),
+                authority: "127.0.0.1:8080".into()
+            }
+        );
+        assert_eq!(
+            Endpoint::parse("https://ecs.example.com:443")
+                .unwrap()
+                .authority,
+            "ecs.example.com"
+        );
+        assert!(Endpoint::parse("ftp://x").is_err());
+        assert!(Endpoint::parse("http://x/path").is_err());
+        assert_eq!(
+            Endpoint::regional(Service::Vpc, "cn-hangzhou").authority,
+            "vpc.cn-hangzhou.aliyuncs.com"
+        );
+    }
+
+    #[test]
+    fn date_format_is_utc_seconds() {
+        let ts: jiff::Timestamp = "2023-10-26T10:22:32.123Z".parse().unwrap();
+        assert_eq!(acs_date(ts), "2023-10-26T10:22:32Z");
+    }
+
+    #[test]
+    fn nonces_are_fresh_hex() {
+        let a = new_nonce();
+        let b = new_nonce();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn query_is_rfc3986_encoded() {
+        let p = Params::new()
+            .with("InstanceIds", r#"["i-1"]"#)
+            .with("Description", "a b*c");
+        assert_eq!(
+            encode_query(p.pairs()),
+            "InstanceIds=%5B%22i-1%22%5D&Description=a%20b%2Ac"
+        );
+    }
+
+    #[test]
+    fn scrub_removes_secrets() {
+        assert_eq!(
+            scrub("bad password hunter2!", &["hunter2", ""]),
+            "bad password <redacted>!"
+        );
+    }
+}
