@@ -449,4 +449,186 @@ mod tests {
             "bad password <redacted>!"
         );
     }
+
+    mod wire {
+        use std::collections::VecDeque;
+        use std::sync::Arc;
+
+        use axum::http::{HeaderMap, Method, StatusCode, Uri};
+        use parking_lot::Mutex;
+
+        use super::super::*;
+        use crate::cloud::Secret;
+        use crate::cloud::aliyun::sign::{parse_acs3_authorization, signatures_equal};
+
+        const SECRET: &str = "s3cr3t-KEY";
+
+        #[derive(Default)]
+        struct Mock {
+            script: VecDeque<(u16, String)>,
+            seen: Vec<(Vec<(String, String)>, HeaderMap, bool)>,
+        }
+
+        async fn serve(mock: Arc<Mutex<Mock>>) -> String {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let app = axum::Router::new().fallback(
+                move |method: Method, uri: Uri, headers: HeaderMap| {
+                    let mock = Arc::clone(&mock);
+                    async move {
+                        let url = Url::parse(&format!("http://x{uri}")).unwrap();
+                        let query: Vec<(String, String)> = url
+                            .query_pairs()
+                            .map(|(k, v)| (k.into(), v.into()))
+                            .collect();
+                        let auth =
+                            parse_acs3_authorization(headers["authorization"].to_str().unwrap())
+                                .unwrap();
+                        let hdrs: Vec<(String, String)> = headers
+                            .iter()
+                            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap().to_string()))
+                            .collect();
+                        let req = Acs3Request {
+                            method: method.as_str(),
+                            path: uri.path(),
+                            query: &query,
+                            headers: &hdrs,
+                            signed_headers: &auth.signed_headers,
+                            body_sha256: headers["x-acs-content-sha256"].to_str().unwrap(),
+                        };
+                        let valid = signatures_equal(&req.signature(SECRET), &auth.signature);
+                        let mut m = mock.lock();
+                        m.seen.push((query, headers.clone(), valid));
+                        let (status, body) = m
+                            .script
+                            .pop_front()
+                            .unwrap_or((200, r#"{"RequestId":"rid-ok"}"#.into()));
+                        (StatusCode::from_u16(status).unwrap(), body)
+                    }
+                },
+            );
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            format!("http://{addr}")
+        }
+
+        fn client(endpoint: &str, secret: &str) -> RpcClient {
+            RpcClient::new(
+                Credentials {
+                    access_key_id: "AKID".into(),
+                    access_key_secret: Secret::new(secret),
+                },
+                Some(endpoint),
+                Duration::from_secs(5),
+                RetryPolicy {
+                    max_attempts: 4,
+                    base_delay: Duration::from_millis(5),
+                    max_delay: Duration::from_millis(20),
+                },
+                RateLimit::unlimited(),
+            )
+            .unwrap()
+        }
+
+        #[tokio::test]
+        async fn signed_headers_and_retries_on_throttling() {
+            let mock = Arc::new(Mutex::new(Mock::default()));
+            mock.lock().script = [
+                (
+                    400,
+                    r#"{"RequestId":"r1","Code":"Throttling.User","Message":"slow"}"#.to_string(),
+                ),
+                (503, "not json".to_string()),
+            ]
+            .into();
+            let endpoint = serve(Arc::clone(&mock)).await;
+            let c = client(&endpoint, SECRET);
+            let p = Params::new()
+                .with("Description", "a b*c~")
+                .with("InstanceIds", r#"["i-1"]"#);
+            let r: crate::cloud::aliyun::model::Empty =
+                c.call(Service::Vpc, "cn-x", "DeleteVpc", p).await.unwrap();
+            assert_eq!(r.request_id, "rid-ok");
+            assert_eq!(
+                c.stats(),
+                TransportStats {
+                    attempts: 3,
+                    retries: 2
+                }
+            );
+            let m = mock.lock();
+            assert!(m.seen.iter().all(|(_, _, valid)| *valid));
+            let (query, headers, _) = &m.seen[0];
+            assert!(query.contains(&("RegionId".to_string(), "cn-x".to_string())));
+            assert!(query.contains(&("Description".to_string(), "a b*c~".to_string())));
+            assert_eq!(headers["x-acs-action"], "DeleteVpc");
+            assert_eq!(headers["x-acs-version"], "2016-04-28");
+            assert_eq!(headers["x-acs-content-sha256"], EMPTY_BODY_SHA256);
+            assert_eq!(headers["host"], endpoint.trim_start_matches("http://"));
+            let nonces: Vec<_> = m
+                .seen
+                .iter()
+                .map(|(_, h, _)| h["x-acs-signature-nonce"].clone())
+                .collect();
+            assert_ne!(nonces[0], nonces[1]);
+            assert_ne!(nonces[1], nonces[2]);
+        }
+
+        #[tokio::test]
+        async fn terminal_errors_are_not_retried_and_carry_no_secrets() {
+            let mock = Arc::new(Mutex::new(Mock::default()));
+            mock.lock().script = [(
+                400,
+                r#"{"RequestId":"r9","Code":"InvalidPassword.Malformed","Message":"bad Pa55w0rd! for s3cr3t-KEY"}"#
+                    .to_string(),
+            )]
+            .into();
+            let endpoint = serve(Arc::clone(&mock)).await;
+            let c = client(&endpoint, SECRET);
+            let err = c
+                .call::<crate::cloud::aliyun::model::Empty>(
+                    Service::Ecs,
+                    "cn-x",
+                    "RunInstances",
+                    Params::new().with("Password", "Pa55w0rd!"),
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(err.class, ErrorClass::InvalidParameter);
+            assert_eq!(err.request_id.as_deref(), Some("r9"));
+            assert_eq!(err.http_status, Some(400));
+            let text = err.to_string();
+            assert!(
+                !text.contains("Pa55w0rd!") && !text.contains(SECRET),
+                "{text}"
+            );
+            assert_eq!(c.stats().attempts, 1);
+        }
+
+        #[tokio::test]
+        async fn connection_failures_are_transient_and_bounded() {
+            // Bind then drop: nothing listens on the port.
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let c = client(&format!("http://127.0.0.1:{port}"), SECRET);
+            let err = c
+                .call::<crate::cloud::aliyun::model::Empty>(
+                    Service::Ecs,
+                    "cn-x",
+                    "RunInstances",
+                    Params::new().with("Password", "Pa55w0rd!"),
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(err.class, ErrorClass::Transient);
+            assert_eq!(c.stats().attempts, 4);
+            let text = err.to_string();
+            assert!(
+                !text.contains("Pa55w0rd") && !text.contains("127.0.0.1"),
+                "{text}"
+            );
+        }
+    }
 }
