@@ -463,10 +463,13 @@ mod tests {
 
         const SECRET: &str = "s3cr3t-KEY";
 
+        /// One received request: decoded query, headers, whether the signature verified.
+        type Seen = (Vec<(String, String)>, HeaderMap, bool);
+
         #[derive(Default)]
         struct Mock {
             script: VecDeque<(u16, String)>,
-            seen: Vec<(Vec<(String, String)>, HeaderMap, bool)>,
+            seen: Vec<Seen>,
         }
 
         async fn serve(mock: Arc<Mutex<Mock>>) -> String {
