@@ -1,14 +1,559 @@
 //! Local emulator of the cloud APIs, for tests, benchmarks and the demo.
+//!
+//! It serves the Alibaba Cloud ECS (2014-05-26) and VPC (2016-04-28) RPC APIs over HTTP on one
+//! loopback port, verifies ACS3-HMAC-SHA256 and V2 HMAC-SHA1 signatures, and keeps every
+//! resource in memory ([`model`]). The Alibaba wire format lives in [`aliyun`]; the model is
+//! provider-neutral so other front ends can reuse it.
+//!
+//! Inspection and administration endpoints live under `/_emulator/` (a path the clouds never
+//! use): `GET /_emulator/resources`, `GET|PUT /_emulator/faults`, `GET|PUT /_emulator/stock`,
+//! `GET|PUT /_emulator/quotas`, `GET /_emulator/calls`, `POST /_emulator/reset`. The same
+//! operations are available in Rust through [`EmulatorHandle::state`].
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use multicloud_ecs::cloud::emulator::{start, EmulatorConfig};
+//! let emulator = start(EmulatorConfig::default()).await?;
+//! println!("endpoint {}", emulator.endpoint());
+//! emulator.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+pub mod aliyun;
+pub mod model;
+pub mod testing;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+
+use model::{Faults, Model, ModelSettings, PriceTable, Quotas, StockEntry};
+
+/// Default credentials of [`EmulatorConfig::default`].
+pub const DEFAULT_ACCESS_KEY_ID: &str = "emulator-access-key-id";
+pub const DEFAULT_ACCESS_KEY_SECRET: &str = "emulator-access-key-secret";
 
 /// Command-line arguments of `multicloud-ecs emulator`.
 #[derive(Debug, clap::Args)]
 pub struct EmulatorArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:18080")]
-    pub listen: std::net::SocketAddr,
+    pub listen: SocketAddr,
+    /// Access key id accepted by the emulator.
+    #[arg(long, env = "MCE_EMULATOR_ACCESS_KEY_ID", default_value = DEFAULT_ACCESS_KEY_ID)]
+    pub access_key_id: String,
+    /// Access key secret accepted by the emulator.
+    #[arg(long, env = "MCE_EMULATOR_ACCESS_KEY_SECRET", default_value = DEFAULT_ACCESS_KEY_SECRET, hide_env_values = true)]
+    pub access_key_secret: String,
+    /// Time from RunInstances to Running, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub boot_delay_ms: u64,
+    /// Quotas as JSON, e.g. `{"vpcs":2,"instances":10,"eips":5}` (missing fields keep defaults).
+    #[arg(long)]
+    pub quotas: Option<String>,
+    /// Limited stock, repeatable: `INSTANCE_TYPE@ZONE=COUNT` (default: unlimited).
+    #[arg(long = "stock")]
+    pub stock: Vec<String>,
+    /// Fraction of calls answered with `Throttling.User`.
+    #[arg(long, default_value_t = 0.0)]
+    pub throttle_rate: f64,
+    /// Fraction of calls answered with HTTP 500 `InternalError`.
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Latency added to every call, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+}
+
+/// Configuration of an in-process emulator.
+#[derive(Clone, Debug)]
+pub struct EmulatorConfig {
+    /// Address to bind; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Accepted (access key id, secret) pairs.
+    pub credentials: Vec<(String, String)>,
+    /// Time from creation to `Running` (half `Pending`, half `Starting`).
+    pub boot_delay: Duration,
+    pub quotas: Quotas,
+    /// Limited stock per instance type and zone; anything not listed is unlimited.
+    pub stock: Vec<StockEntry>,
+    pub faults: Faults,
+    pub prices: PriceTable,
+    /// Known regions; empty accepts any.
+    pub regions: Vec<String>,
+    /// Accepted clock skew of signed requests.
+    pub max_clock_skew: Duration,
+    /// Most signature nonces remembered (oldest forgotten first).
+    pub nonce_capacity: usize,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        let settings = ModelSettings::default();
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            credentials: vec![(
+                DEFAULT_ACCESS_KEY_ID.into(),
+                DEFAULT_ACCESS_KEY_SECRET.into(),
+            )],
+            boot_delay: settings.boot_delay,
+            quotas: settings.quotas,
+            stock: Vec::new(),
+            faults: Faults::default(),
+            prices: settings.prices,
+            regions: settings.regions,
+            max_clock_skew: Duration::from_secs(15 * 60),
+            nonce_capacity: 1_000_000,
+        }
+    }
+}
+
+impl EmulatorConfig {
+    fn model_settings(&self) -> ModelSettings {
+        ModelSettings {
+            boot_delay: self.boot_delay,
+            quotas: self.quotas.clone(),
+            stock: stock_map(&self.stock, HashMap::new()),
+            prices: self.prices.clone(),
+            regions: self.regions.clone(),
+        }
+    }
+}
+
+fn stock_map(
+    entries: &[StockEntry],
+    mut map: HashMap<(String, String), u32>,
+) -> HashMap<(String, String), u32> {
+    for e in entries {
+        let key = (e.instance_type.clone(), e.zone.clone());
+        match e.available {
+            Some(n) => {
+                map.insert(key, n);
+            }
+            None => {
+                map.remove(&key);
+            }
+        }
+    }
+    map
+}
+
+/// Remembers signature nonces for the accepted clock-skew window, bounded in size.
+struct NonceCache {
+    seen: HashSet<String>,
+    order: VecDeque<(Instant, String)>,
+    ttl: Duration,
+    capacity: usize,
+}
+
+impl NonceCache {
+    /// False when the nonce was already used.
+    fn insert(&mut self, nonce: &str, now: Instant) -> bool {
+        while let Some((at, _)) = self.order.front() {
+            if now.saturating_duration_since(*at) <= self.ttl && self.order.len() < self.capacity {
+                break;
+            }
+            if let Some((_, old)) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        if self.seen.contains(nonce) {
+            return false;
+        }
+        self.seen.insert(nonce.to_string());
+        self.order.push_back((now, nonce.to_string()));
+        true
+    }
+}
+
+/// Counts of cloud calls.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallStats {
+    /// Authenticated calls per action (including those answered with an error).
+    pub by_action: BTreeMap<String, u64>,
+    /// Errors per code (including authentication failures).
+    pub errors: BTreeMap<String, u64>,
+    pub total: u64,
+}
+
+/// The emulator's shared state: the model, faults, credentials, nonces and call counts.
+pub struct EmulatorState {
+    model: RwLock<Model>,
+    faults: RwLock<Faults>,
+    initial_faults: Faults,
+    credentials: HashMap<String, String>,
+    nonces: Mutex<NonceCache>,
+    calls: Mutex<CallStats>,
+    max_clock_skew: Duration,
+}
+
+impl EmulatorState {
+    pub fn new(config: &EmulatorConfig) -> Self {
+        Self {
+            model: RwLock::new(Model::new(config.model_settings())),
+            faults: RwLock::new(config.faults.clone()),
+            initial_faults: config.faults.clone(),
+            credentials: config.credentials.iter().cloned().collect(),
+            nonces: Mutex::new(NonceCache {
+                seen: HashSet::new(),
+                order: VecDeque::new(),
+                ttl: config.max_clock_skew * 2,
+                capacity: config.nonce_capacity.max(1),
+            }),
+            calls: Mutex::new(CallStats::default()),
+            max_clock_skew: config.max_clock_skew,
+        }
+    }
+
+    pub(crate) fn secret_of(&self, access_key_id: &str) -> Option<&str> {
+        self.credentials.get(access_key_id).map(String::as_str)
+    }
+
+    pub(crate) fn max_clock_skew(&self) -> Duration {
+        self.max_clock_skew
+    }
+
+    /// False when the nonce was already used within the skew window.
+    pub(crate) fn use_nonce(&self, nonce: &str) -> bool {
+        self.nonces.lock().insert(nonce, Instant::now())
+    }
+
+    pub(crate) fn count_call(&self, action: &str) {
+        let mut calls = self.calls.lock();
+        calls.total += 1;
+        if let Some(n) = calls.by_action.get_mut(action) {
+            *n += 1;
+        } else {
+            calls.by_action.insert(action.to_string(), 1);
+        }
+    }
+
+    pub(crate) fn count_error(&self, code: &str) {
+        let mut calls = self.calls.lock();
+        if let Some(n) = calls.errors.get_mut(code) {
+            *n += 1;
+        } else {
+            calls.errors.insert(code.to_string(), 1);
+        }
+    }
+
+    /// Reads the model.
+    pub fn with_model<T>(&self, f: impl FnOnce(&Model) -> T) -> T {
+        f(&self.model.read())
+    }
+
+    /// Changes the model.
+    pub fn with_model_mut<T>(&self, f: impl FnOnce(&mut Model) -> T) -> T {
+        f(&mut self.model.write())
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.faults.read().clone()
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        *self.faults.write() = faults;
+    }
+
+    pub fn quotas(&self) -> Quotas {
+        self.model.read().quotas.clone()
+    }
+
+    pub fn set_quotas(&self, quotas: Quotas) {
+        self.model.write().quotas = quotas;
+    }
+
+    pub fn stock(&self) -> Vec<StockEntry> {
+        model::stock_list(&self.model.read().stock)
+    }
+
+    /// Sets (or, with `available: None`, removes) stock entries.
+    pub fn set_stock(&self, entries: &[StockEntry]) {
+        let mut m = self.model.write();
+        let current = std::mem::take(&mut m.stock);
+        m.stock = stock_map(entries, current);
+    }
+
+    /// Every resource held, with counts.
+    pub fn resources(&self) -> serde_json::Value {
+        self.model.read().snapshot(Instant::now())
+    }
+
+    /// Number of resources held (VPCs, subnets, security groups, instances, EIPs).
+    pub fn resource_count(&self) -> usize {
+        self.model.read().resource_count()
+    }
+
+    pub fn calls(&self) -> CallStats {
+        self.calls.lock().clone()
+    }
+
+    /// Drops every resource, token and count; restores quotas, stock and faults of the config.
+    pub fn reset(&self) {
+        self.model.write().reset();
+        *self.faults.write() = self.initial_faults.clone();
+        *self.calls.lock() = CallStats::default();
+    }
+}
+
+/// A running emulator. Dropping it stops the server.
+pub struct EmulatorHandle {
+    addr: SocketAddr,
+    state: Arc<EmulatorState>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl EmulatorHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `127.0.0.1:PORT`, as the SDKs take it.
+    pub fn endpoint(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn state(&self) -> &Arc<EmulatorState> {
+        &self.state
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for EmulatorHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The HTTP application: cloud calls on `/`, administration under `/_emulator/`.
+pub fn router(state: Arc<EmulatorState>) -> Router {
+    Router::new()
+        .route("/_emulator/resources", get(admin_resources))
+        .route("/_emulator/faults", get(admin_faults).put(admin_set_faults))
+        .route("/_emulator/quotas", get(admin_quotas).put(admin_set_quotas))
+        .route("/_emulator/stock", get(admin_stock).put(admin_set_stock))
+        .route("/_emulator/calls", get(admin_calls))
+        .route("/_emulator/reset", post(admin_reset))
+        .fallback(aliyun::handle)
+        .with_state(state)
+}
+
+/// Starts an emulator on `config.listen` in the current tokio runtime.
+pub async fn start(config: EmulatorConfig) -> std::io::Result<EmulatorHandle> {
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(EmulatorState::new(&config));
+    let app = router(state.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = rx.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "emulator server failed");
+        }
+    });
+    Ok(EmulatorHandle {
+        addr,
+        state,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
+}
+
+fn parse_stock_arg(arg: &str) -> Result<StockEntry, String> {
+    let (what, count) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("--stock {arg}: expected TYPE@ZONE=COUNT"))?;
+    let (instance_type, zone) = what
+        .split_once('@')
+        .ok_or_else(|| format!("--stock {arg}: expected TYPE@ZONE=COUNT"))?;
+    let available = count
+        .parse::<u32>()
+        .map_err(|e| format!("--stock {arg}: {e}"))?;
+    Ok(StockEntry {
+        instance_type: instance_type.into(),
+        zone: zone.into(),
+        available: Some(available),
+    })
 }
 
 /// Serves the emulator until interrupted.
-pub async fn run(_args: EmulatorArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    Err("the emulator is not built yet".into())
+pub async fn run(args: EmulatorArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut config = EmulatorConfig {
+        listen: args.listen,
+        credentials: vec![(args.access_key_id.clone(), args.access_key_secret)],
+        boot_delay: Duration::from_millis(args.boot_delay_ms),
+        faults: Faults {
+            throttle_rate: args.throttle_rate,
+            error_rate: args.error_rate,
+            latency_ms: args.latency_ms,
+            actions: Vec::new(),
+        },
+        ..EmulatorConfig::default()
+    };
+    if let Some(q) = &args.quotas {
+        config.quotas = serde_json::from_str(q).map_err(|e| format!("--quotas: {e}"))?;
+    }
+    for s in &args.stock {
+        config.stock.push(parse_stock_arg(s)?);
+    }
+    let handle = start(config).await?;
+    // Printed (never the secret) so scripts can wait for it.
+    println!(
+        "emulator listening on http://{} (access key id {})",
+        handle.addr(),
+        args.access_key_id
+    );
+    tokio::signal::ctrl_c().await?;
+    handle.shutdown().await;
+    Ok(())
+}
+
+// ---- Administration endpoints ----
+
+type Shared = State<Arc<EmulatorState>>;
+
+fn bad_request(message: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(serde_json::json!({ "error": message })),
+    )
+        .into_response()
+}
+
+/// Applies a partial JSON object onto a serializable value.
+fn merge<T: Serialize + serde::de::DeserializeOwned>(
+    current: &T,
+    patch: serde_json::Value,
+) -> Result<T, String> {
+    let mut value = serde_json::to_value(current).map_err(|e| e.to_string())?;
+    match (value.as_object_mut(), patch) {
+        (Some(obj), serde_json::Value::Object(p)) => {
+            for (k, v) in p {
+                obj.insert(k, v);
+            }
+        }
+        _ => return Err("expected a JSON object".into()),
+    }
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
+async fn admin_resources(State(s): Shared) -> Response {
+    Json(s.resources()).into_response()
+}
+
+async fn admin_faults(State(s): Shared) -> Response {
+    Json(s.faults()).into_response()
+}
+
+async fn admin_set_faults(State(s): Shared, Json(patch): Json<serde_json::Value>) -> Response {
+    match merge(&s.faults(), patch) {
+        Ok(f) => {
+            s.set_faults(f.clone());
+            Json(f).into_response()
+        }
+        Err(e) => bad_request(e),
+    }
+}
+
+async fn admin_quotas(State(s): Shared) -> Response {
+    Json(s.quotas()).into_response()
+}
+
+async fn admin_set_quotas(State(s): Shared, Json(patch): Json<serde_json::Value>) -> Response {
+    match merge(&s.quotas(), patch) {
+        Ok(q) => {
+            s.set_quotas(q.clone());
+            Json(q).into_response()
+        }
+        Err(e) => bad_request(e),
+    }
+}
+
+async fn admin_stock(State(s): Shared) -> Response {
+    Json(s.stock()).into_response()
+}
+
+/// Body: a list of `{"instanceType","zone","available"}`; `available: null` means unlimited.
+async fn admin_set_stock(State(s): Shared, Json(entries): Json<Vec<StockEntry>>) -> Response {
+    s.set_stock(&entries);
+    Json(s.stock()).into_response()
+}
+
+async fn admin_calls(State(s): Shared) -> Response {
+    Json(s.calls()).into_response()
+}
+
+async fn admin_reset(State(s): Shared) -> Response {
+    s.reset();
+    Json(serde_json::json!({ "reset": true })).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonce_cache_rejects_replays_and_stays_bounded() {
+        let mut cache = NonceCache {
+            seen: HashSet::new(),
+            order: VecDeque::new(),
+            ttl: Duration::from_secs(60),
+            capacity: 3,
+        };
+        let t0 = Instant::now();
+        assert!(cache.insert("a", t0));
+        assert!(!cache.insert("a", t0));
+        assert!(cache.insert("b", t0));
+        assert!(cache.insert("c", t0));
+        assert!(cache.insert("d", t0));
+        assert!(cache.seen.len() <= 3);
+        // Expired nonces are forgotten.
+        assert!(cache.insert("b", t0 + Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn stock_arguments_parse() {
+        let e = parse_stock_arg("ecs.g7.large@cn-hangzhou-i=3").unwrap();
+        assert_eq!(e.available, Some(3));
+        assert_eq!(e.zone, "cn-hangzhou-i");
+        assert!(parse_stock_arg("ecs.g7.large=3").is_err());
+    }
+
+    #[test]
+    fn partial_json_merges() {
+        let q: Quotas = merge(&Quotas::default(), serde_json::json!({"vpcs": 1})).unwrap();
+        assert_eq!(q.vpcs, 1);
+        assert_eq!(q.eips, Quotas::default().eips);
+        assert!(merge(&Quotas::default(), serde_json::json!([1])).is_err());
+    }
 }
