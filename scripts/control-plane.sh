@@ -49,9 +49,10 @@ build_one() {
   # /usr/bin/time -v records the build's wall time and peak memory next to the binary.
   local timer=()
   [[ -x /usr/bin/time ]] && timer=(/usr/bin/time -v -o "$out.build-stats")
-  (cd "$module_dir" && CGO_ENABLED=0 "${timer[@]}" go build -v -trimpath -ldflags "$ldflags" -o "$out.tmp" "$pkg" 2>&1 |
-    awk -v n="$name" '{ c++; if (c % 100 == 0) printf "[control-plane] %s: %d packages compiled\n", n, c > "/dev/stderr"; if ($0 !~ /^[a-zA-Z0-9_.\/-]+$/) print > "/dev/stderr" }')
-  [[ -x $out.tmp ]] || die "$name build failed"
+  if ! (cd "$module_dir" && CGO_ENABLED=0 "${timer[@]}" go build -v -trimpath -ldflags "$ldflags" -o "$out.tmp" "$pkg" 2>&1 |
+    awk -v n="$name" '{ c++; if (c % 100 == 0) printf "[control-plane] %s: %d packages compiled\n", n, c > "/dev/stderr"; if ($0 !~ /^[a-zA-Z0-9_.\/-]+$/) print > "/dev/stderr" }'); then
+    die "$name build failed (module $module_dir)"
+  fi
   mv "$out.tmp" "$out"
   log "$name: built in $((SECONDS - start)) s -> $out"
   [[ -f $out.build-stats ]] && grep -E 'Elapsed|Maximum resident' "$out.build-stats" | sed "s/^\s*/[control-plane] $name: /" >&2
@@ -157,6 +158,8 @@ cmd_up() {
   # A half-started or crashed previous copy: clean it up first.
   [[ -d $STATE_DIR ]] && cmd_down >/dev/null 2>&1 || true
   mkdir -p "$STATE_DIR"
+  # A failed start stops what it started and keeps the logs for reading.
+  trap 'stop_processes' EXIT
   local start=$SECONDS
   gen_pki "$STATE_DIR/pki"
   local etcd_port peer_port api_port
@@ -166,7 +169,7 @@ cmd_up() {
     --listen-client-urls="http://127.0.0.1:$etcd_port" --advertise-client-urls="http://127.0.0.1:$etcd_port" \
     --listen-peer-urls="http://127.0.0.1:$peer_port" --initial-advertise-peer-urls="http://127.0.0.1:$peer_port" \
     --initial-cluster="mce=http://127.0.0.1:$peer_port" --unsafe-no-fsync=true --log-level=warn \
-    >"$STATE_DIR/etcd.log" 2>&1 &
+    >"$STATE_DIR/etcd.log" 2>&1 9>&- &
   echo $! >"$STATE_DIR/etcd.pid"
   wait_http etcd "$STATE_DIR/etcd.pid" "$STATE_DIR/etcd.log" 30 "http://127.0.0.1:$etcd_port/health"
 
@@ -178,18 +181,19 @@ cmd_up() {
     --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
     --authorization-mode=RBAC --allow-privileged=true --disable-admission-plugins=ServiceAccount \
     --cert-dir="$STATE_DIR/certs" --v=1 \
-    >"$STATE_DIR/kube-apiserver.log" 2>&1 &
+    >"$STATE_DIR/kube-apiserver.log" 2>&1 9>&- &
   echo $! >"$STATE_DIR/kube-apiserver.pid"
   local server="https://127.0.0.1:$api_port"
   echo "$server" >"$STATE_DIR/server"
   wait_http kube-apiserver "$STATE_DIR/kube-apiserver.pid" "$STATE_DIR/kube-apiserver.log" 120 \
     --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$server/readyz"
   write_kubeconfig "$KUBECONFIG_PATH" "$server" "$pki" admin
+  trap - EXIT
   log "ready in $((SECONDS - start)) s: $server"
   log "kubeconfig: $KUBECONFIG_PATH"
 }
 
-cmd_down() {
+stop_processes() {
   local name pidfile pid
   for name in kube-apiserver etcd; do
     pidfile=$STATE_DIR/$name.pid
@@ -201,6 +205,10 @@ cmd_down() {
       log "stopped $name (pid $pid)"
     fi
   done
+}
+
+cmd_down() {
+  stop_processes
   rm -rf "$STATE_DIR"
 }
 
@@ -223,10 +231,18 @@ cmd_user_kubeconfig() {
   echo "$STATE_DIR/kubeconfig-$name"
 }
 
+# Serializes up/down between concurrent callers (several test processes may call `up`).
+with_lock() {
+  mkdir -p "$(dirname "$STATE_DIR")"
+  exec 9>"$STATE_DIR.lock"
+  flock 9
+  "$@"
+}
+
 case ${1:-} in
   build) cmd_build ;;
-  up) cmd_up ;;
-  down) cmd_down ;;
+  up) with_lock cmd_up ;;
+  down) with_lock cmd_down ;;
   status) cmd_status ;;
   kubeconfig) echo "$KUBECONFIG_PATH" ;;
   user-kubeconfig) shift; cmd_user_kubeconfig "$@" ;;
