@@ -1082,4 +1082,91 @@ mod tests {
             AliyunDriver::new(AliyunConfig::new(creds).with_endpoint("http://127.0.0.1:1")).is_ok()
         );
     }
+
+    /// Older AuthorizeSecurityGroup behaviour: a duplicate fails the whole call. The driver
+    /// then adds the rules one by one, so the new ones are not lost.
+    #[tokio::test]
+    async fn duplicate_and_missing_rule_errors_fall_back_to_single_rules() {
+        use std::sync::Arc;
+
+        use parking_lot::Mutex;
+
+        type Log = Arc<Mutex<Vec<(String, Vec<String>)>>>;
+        let seen: Log = Arc::default();
+        let log = Arc::clone(&seen);
+        let app = axum::Router::new().fallback(
+            move |headers: axum::http::HeaderMap, uri: axum::http::Uri| {
+                let log = Arc::clone(&log);
+                async move {
+                    let action = headers["x-acs-action"]
+                        .to_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    let url = reqwest::Url::parse(&format!("http://x{uri}")).unwrap();
+                    let ports: Vec<String> = url
+                        .query_pairs()
+                        .filter(|(k, _)| k.ends_with(".PortRange"))
+                        .map(|(_, v)| v.into_owned())
+                        .collect();
+                    log.lock().push((action.clone(), ports.clone()));
+                    let code = match action.as_str() {
+                        "AuthorizeSecurityGroup" => "InvalidPermission.Duplicate",
+                        _ => "InvalidSecurityGroupRule.RuleNotExist",
+                    };
+                    if ports.len() > 1 || ports.iter().any(|p| p == "22/22") {
+                        let body = format!(r#"{{"RequestId":"r","Code":"{code}","Message":"m"}}"#);
+                        (axum::http::StatusCode::BAD_REQUEST, body)
+                    } else {
+                        (
+                            axum::http::StatusCode::OK,
+                            r#"{"RequestId":"r"}"#.to_string(),
+                        )
+                    }
+                }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let mut config = AliyunConfig::new(Credentials {
+            access_key_id: "id".into(),
+            access_key_secret: Secret::new("s"),
+        })
+        .with_endpoint(format!("http://{addr}"));
+        config.rate_limit = RateLimit::unlimited();
+        let d = AliyunDriver::new(config).unwrap();
+        let rules = [
+            PortRule {
+                port: 22,
+                source_cidr: "0.0.0.0/0".into(),
+                description: String::new(),
+            },
+            PortRule {
+                port: 80,
+                source_cidr: "0.0.0.0/0".into(),
+                description: String::new(),
+            },
+        ];
+        d.authorize_ingress("r", "sg-1", &rules).await.unwrap();
+        d.revoke_ingress("r", "sg-1", &rules).await.unwrap();
+        d.authorize_ingress("r", "sg-1", &rules[..1]).await.unwrap();
+        let seen = seen.lock().clone();
+        let calls: Vec<(&str, Vec<&str>)> = seen
+            .iter()
+            .map(|(a, p)| (a.as_str(), p.iter().map(String::as_str).collect()))
+            .collect();
+        assert_eq!(
+            calls,
+            vec![
+                ("AuthorizeSecurityGroup", vec!["22/22", "80/80"]),
+                ("AuthorizeSecurityGroup", vec!["22/22"]),
+                ("AuthorizeSecurityGroup", vec!["80/80"]),
+                ("RevokeSecurityGroup", vec!["22/22", "80/80"]),
+                ("RevokeSecurityGroup", vec!["22/22"]),
+                ("RevokeSecurityGroup", vec!["80/80"]),
+                ("AuthorizeSecurityGroup", vec!["22/22"]),
+            ]
+        );
+        assert_eq!(d.stats().retries, 0);
+    }
 }
