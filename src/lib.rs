@@ -1,3 +1,4 @@
 //! multicloud-ecs: a Kubernetes operator giving one declarative API for virtual machines across clouds.
 
+pub mod api;
 pub mod cloud;

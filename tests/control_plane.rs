@@ -48,15 +48,25 @@ async fn control_plane_serves_crds_status_watches_and_rbac() {
     let client = support::admin_client().await;
 
     // List namespaces: the apiserver created its own.
-    let namespaces = Api::<Namespace>::all(client.clone()).list(&Default::default()).await.unwrap();
+    let namespaces = Api::<Namespace>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .unwrap();
     let names: Vec<String> = namespaces.items.iter().map(|n| n.name_any()).collect();
-    assert!(names.contains(&"default".to_string()), "namespaces: {names:?}");
+    assert!(
+        names.contains(&"default".to_string()),
+        "namespaces: {names:?}"
+    );
 
     // Create (apply: the control plane is shared by reruns) a CRD and wait until Established.
     let crds = Api::<CustomResourceDefinition>::all(client.clone());
-    crds.patch(CRD_NAME, &PatchParams::apply("smoke-test").force(), &Patch::Apply(widget_crd()))
-        .await
-        .unwrap();
+    crds.patch(
+        CRD_NAME,
+        &PatchParams::apply("smoke-test").force(),
+        &Patch::Apply(widget_crd()),
+    )
+    .await
+    .unwrap();
     tokio::time::timeout(
         Duration::from_secs(30),
         await_condition(crds.clone(), CRD_NAME, conditions::is_crd_established()),
@@ -67,14 +77,21 @@ async fn control_plane_serves_crds_status_watches_and_rbac() {
 
     // Create an object in a fresh namespace.
     let ns = support::TestNamespace::create(&client, "smoke", &[]).await;
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("smoke.multicloud.io", "v1", "Widget"));
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "smoke.multicloud.io",
+        "v1",
+        "Widget",
+    ));
     let widgets = Api::<DynamicObject>::namespaced_with(client.clone(), &ns.name, &resource);
     let widget: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "smoke.multicloud.io/v1", "kind": "Widget",
         "metadata": {"name": "w1"}, "spec": {"size": 3}
     }))
     .unwrap();
-    widgets.create(&PostParams::default(), &widget).await.unwrap();
+    widgets
+        .create(&PostParams::default(), &widget)
+        .await
+        .unwrap();
 
     // Schema validation is enforced by the server.
     let invalid: DynamicObject = serde_json::from_value(json!({
@@ -82,26 +99,45 @@ async fn control_plane_serves_crds_status_watches_and_rbac() {
         "metadata": {"name": "w-invalid"}, "spec": {"size": 0}
     }))
     .unwrap();
-    let err = widgets.create(&PostParams::default(), &invalid).await.unwrap_err();
-    assert!(matches!(err, kube::Error::Api(ref s) if s.code == 422), "{err}");
+    let err = widgets
+        .create(&PostParams::default(), &invalid)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 422),
+        "{err}"
+    );
 
     // A watch started now sees the status written by server-side apply.
-    let watch = watcher(widgets.clone(), watcher::Config::default().fields("metadata.name=w1"))
-        .applied_objects()
-        .try_filter(|w| {
-            let ready = w.data.pointer("/status/phase").and_then(|p| p.as_str()) == Some("Ready");
-            futures::future::ready(ready)
-        })
-        .boxed();
+    let watch = watcher(
+        widgets.clone(),
+        watcher::Config::default().fields("metadata.name=w1"),
+    )
+    .applied_objects()
+    .try_filter(|w| {
+        let ready = w.data.pointer("/status/phase").and_then(|p| p.as_str()) == Some("Ready");
+        futures::future::ready(ready)
+    })
+    .boxed();
     let status_patch = json!({
         "apiVersion": "smoke.multicloud.io/v1", "kind": "Widget",
         "status": {"phase": "Ready"}
     });
     let patched = widgets
-        .patch_status("w1", &PatchParams::apply("smoke-test").force(), &Patch::Apply(status_patch))
+        .patch_status(
+            "w1",
+            &PatchParams::apply("smoke-test").force(),
+            &Patch::Apply(status_patch),
+        )
         .await
         .unwrap();
-    assert_eq!(patched.data.pointer("/status/phase").and_then(|p| p.as_str()), Some("Ready"));
+    assert_eq!(
+        patched
+            .data
+            .pointer("/status/phase")
+            .and_then(|p| p.as_str()),
+        Some("Ready")
+    );
     let mut watch = watch;
     let seen = tokio::time::timeout(Duration::from_secs(20), watch.next())
         .await
@@ -115,6 +151,12 @@ async fn control_plane_serves_crds_status_watches_and_rbac() {
     let user_crds = Api::<CustomResourceDefinition>::all(user);
     let mut other = widget_crd();
     other.metadata.name = Some("gadgets.smoke.multicloud.io".into());
-    let err = user_crds.create(&PostParams::default(), &other).await.unwrap_err();
-    assert!(matches!(err, kube::Error::Api(ref s) if s.code == 403), "expected Forbidden, got {err}");
+    let err = user_crds
+        .create(&PostParams::default(), &other)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 403),
+        "expected Forbidden, got {err}"
+    );
 }

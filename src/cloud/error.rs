@@ -52,7 +52,10 @@ impl ErrorClass {
 
     /// Whether the same request can never succeed: the user must change the spec.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::InvalidParameter | Self::Authentication | Self::IdempotencyMismatch)
+        matches!(
+            self,
+            Self::InvalidParameter | Self::Authentication | Self::IdempotencyMismatch
+        )
     }
 }
 

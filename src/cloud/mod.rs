@@ -295,7 +295,12 @@ pub trait CloudDriver: Send + Sync {
     async fn create_vpc(&self, req: &CreateVpc) -> CloudResult<String>;
     async fn delete_vpc(&self, region: &str, vpc_id: &str) -> CloudResult<()>;
 
-    async fn find_subnets(&self, region: &str, vpc_id: &str, tags: &Tags) -> CloudResult<Vec<Subnet>>;
+    async fn find_subnets(
+        &self,
+        region: &str,
+        vpc_id: &str,
+        tags: &Tags,
+    ) -> CloudResult<Vec<Subnet>>;
     async fn create_subnet(&self, req: &CreateSubnet) -> CloudResult<String>;
     async fn delete_subnet(&self, region: &str, subnet_id: &str) -> CloudResult<()>;
 
@@ -311,9 +316,19 @@ pub trait CloudDriver: Send + Sync {
     /// Inbound TCP rules of a security group.
     async fn describe_ingress(&self, region: &str, group_id: &str) -> CloudResult<Vec<PortRule>>;
     /// Opens ports; a rule that already exists counts as success.
-    async fn authorize_ingress(&self, region: &str, group_id: &str, rules: &[PortRule]) -> CloudResult<()>;
+    async fn authorize_ingress(
+        &self,
+        region: &str,
+        group_id: &str,
+        rules: &[PortRule],
+    ) -> CloudResult<()>;
     /// Closes ports; a rule that does not exist counts as success.
-    async fn revoke_ingress(&self, region: &str, group_id: &str, rules: &[PortRule]) -> CloudResult<()>;
+    async fn revoke_ingress(
+        &self,
+        region: &str,
+        group_id: &str,
+        rules: &[PortRule],
+    ) -> CloudResult<()>;
 
     /// Runs exactly one instance; returns its id. Replaying the same ClientToken with the same
     /// request returns the same id.
@@ -326,10 +341,25 @@ pub trait CloudDriver: Send + Sync {
     async fn delete_instance(&self, region: &str, instance_id: &str) -> CloudResult<()>;
 
     async fn allocate_eip(&self, req: &AllocateEip) -> CloudResult<Eip>;
-    async fn associate_eip(&self, region: &str, allocation_id: &str, instance_id: &str) -> CloudResult<()>;
+    async fn associate_eip(
+        &self,
+        region: &str,
+        allocation_id: &str,
+        instance_id: &str,
+    ) -> CloudResult<()>;
     async fn describe_eips(&self, region: &str, filter: &EipFilter) -> CloudResult<Vec<Eip>>;
-    async fn modify_eip_bandwidth(&self, region: &str, allocation_id: &str, bandwidth_mbps: u32) -> CloudResult<()>;
-    async fn disassociate_eip(&self, region: &str, allocation_id: &str, instance_id: &str) -> CloudResult<()>;
+    async fn modify_eip_bandwidth(
+        &self,
+        region: &str,
+        allocation_id: &str,
+        bandwidth_mbps: u32,
+    ) -> CloudResult<()>;
+    async fn disassociate_eip(
+        &self,
+        region: &str,
+        allocation_id: &str,
+        instance_id: &str,
+    ) -> CloudResult<()>;
     /// Releases an EIP; it must be disassociated first.
     async fn release_eip(&self, region: &str, allocation_id: &str) -> CloudResult<()>;
 

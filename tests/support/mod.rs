@@ -97,7 +97,12 @@ impl TestNamespace {
         let name = format!("{prefix}-{:08x}", rand::random::<u32>());
         let mut ns = Namespace::default();
         ns.metadata.name = Some(name.clone());
-        ns.metadata.labels = Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        ns.metadata.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
         Api::<Namespace>::all(client.clone())
             .create(&PostParams::default(), &ns)
             .await

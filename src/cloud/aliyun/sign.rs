@@ -9,7 +9,8 @@ use sha2::{Digest, Sha256};
 
 pub const ACS3_ALGORITHM: &str = "ACS3-HMAC-SHA256";
 /// Hex SHA-256 of the empty body.
-pub const EMPTY_BODY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+pub const EMPTY_BODY_SHA256: &str =
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// RFC 3986 percent-encoding as Alibaba Cloud specifies it: unreserved characters
 /// (`A-Z a-z 0-9 - _ . ~`) stay, everything else is `%XX` (space is `%20`, `*` is `%2A`).
@@ -111,12 +112,18 @@ impl Acs3Request<'_> {
     }
 
     pub fn string_to_sign(&self) -> String {
-        format!("{ACS3_ALGORITHM}\n{}", sha256_hex(self.canonical_request().as_bytes()))
+        format!(
+            "{ACS3_ALGORITHM}\n{}",
+            sha256_hex(self.canonical_request().as_bytes())
+        )
     }
 
     /// Hex HMAC-SHA256 of the string to sign with the raw secret.
     pub fn signature(&self, secret: &str) -> String {
-        hex::encode(hmac_sha256(secret.as_bytes(), self.string_to_sign().as_bytes()))
+        hex::encode(hmac_sha256(
+            secret.as_bytes(),
+            self.string_to_sign().as_bytes(),
+        ))
     }
 
     /// The `Authorization` header value.
@@ -145,7 +152,13 @@ pub fn parse_acs3_authorization(value: &str) -> Option<Acs3Authorization> {
         let (k, v) = part.trim().split_once('=')?;
         match k {
             "Credential" => id = Some(v.to_string()),
-            "SignedHeaders" => headers = Some(v.split(';').map(|h| h.trim().to_ascii_lowercase()).collect()),
+            "SignedHeaders" => {
+                headers = Some(
+                    v.split(';')
+                        .map(|h| h.trim().to_ascii_lowercase())
+                        .collect(),
+                )
+            }
             "Signature" => sig = Some(v.to_string()),
             _ => {}
         }
@@ -165,16 +178,25 @@ pub fn rpc_v2_signature<'a>(
     secret: &str,
 ) -> String {
     let query = canonical_query(params.into_iter().filter(|(k, _)| *k != "Signature"));
-    let string_to_sign = format!("{method}&{}&{}", percent_encode("/"), percent_encode(&query));
+    let string_to_sign = format!(
+        "{method}&{}&{}",
+        percent_encode("/"),
+        percent_encode(&query)
+    );
     let key = format!("{secret}&");
-    let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(key.as_bytes()).unwrap_or_else(|_| unreachable!());
+    let mut mac =
+        <Hmac<Sha1> as KeyInit>::new_from_slice(key.as_bytes()).unwrap_or_else(|_| unreachable!());
     mac.update(string_to_sign.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
 /// Constant-time comparison of two signatures.
 pub fn signatures_equal(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 #[cfg(test)]
@@ -182,7 +204,9 @@ mod tests {
     use super::*;
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     /// The official ACS3 vector from Alibaba Cloud's "V3 request structure and signature".
@@ -190,7 +214,10 @@ mod tests {
     fn acs3_official_vector() {
         let query = pairs(&[
             ("RegionId", "cn-shanghai"),
-            ("ImageId", "win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd"),
+            (
+                "ImageId",
+                "win2019_1809_x64_dtc_zh-cn_40G_alibase_20230811.vhd",
+            ),
         ]);
         let headers = pairs(&[
             ("host", "ecs.cn-shanghai.aliyuncs.com"),
@@ -231,7 +258,10 @@ e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         let mut sorted = signed.clone();
         sorted.sort();
         assert_eq!(parsed.signed_headers, sorted);
-        assert_eq!(parsed.signature, "06563a9e1b43f5dfe96b81484da74bceab24a1d853912eee15083a6f0f3283c0");
+        assert_eq!(
+            parsed.signature,
+            "06563a9e1b43f5dfe96b81484da74bceab24a1d853912eee15083a6f0f3283c0"
+        );
     }
 
     /// The official V2 (HMAC-SHA1) vector from Alibaba Cloud's "RPC mechanism".
@@ -252,11 +282,17 @@ e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
             canonical_query(params.iter().copied()),
             "AccessKeyId=testid&Action=DescribeDedicatedHosts&Format=JSON&RegionId=cn-beijing&SignatureMethod=HMAC-SHA1&SignatureNonce=edb2b34af0af9a6d14deaf7c1a5315eb&SignatureVersion=1.0&Timestamp=2023-03-13T08%3A34%3A30Z&Version=2014-05-26"
         );
-        assert_eq!(rpc_v2_signature("GET", params.iter().copied(), "testsecret"), "9NaGiOspFP5UPcwX8Iwt2YJXXuk=");
+        assert_eq!(
+            rpc_v2_signature("GET", params.iter().copied(), "testsecret"),
+            "9NaGiOspFP5UPcwX8Iwt2YJXXuk="
+        );
         // The Signature parameter itself is excluded.
         let mut with_sig = params.to_vec();
         with_sig.push(("Signature", "ignored"));
-        assert_eq!(rpc_v2_signature("GET", with_sig, "testsecret"), "9NaGiOspFP5UPcwX8Iwt2YJXXuk=");
+        assert_eq!(
+            rpc_v2_signature("GET", with_sig, "testsecret"),
+            "9NaGiOspFP5UPcwX8Iwt2YJXXuk="
+        );
     }
 
     #[test]
@@ -267,7 +303,10 @@ e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     #[test]
     fn canonical_query_sorts_after_encoding() {
-        assert_eq!(canonical_query([("b", "2"), ("a", "1 1"), ("Tag.1.Key", "k")]), "Tag.1.Key=k&a=1%201&b=2");
+        assert_eq!(
+            canonical_query([("b", "2"), ("a", "1 1"), ("Tag.1.Key", "k")]),
+            "Tag.1.Key=k&a=1%201&b=2"
+        );
         assert_eq!(canonical_query(std::iter::empty()), "");
     }
 

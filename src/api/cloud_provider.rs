@@ -1,0 +1,174 @@
+//! `CloudProvider`: one cloud account — credentials, endpoint, parameter catalog and availability.
+//! This is the original design's client registry and `isAvailable()`, as data.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// A cloud account EcsInstances and UserNetworks can run on, selected by its `code`.
+#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "ecs.multicloud.io",
+    version = "v1alpha1",
+    kind = "CloudProvider",
+    shortname = "cprov",
+    status = "CloudProviderStatus",
+    printcolumn = r#"{"name":"Type","type":"string","jsonPath":".spec.type"}"#,
+    printcolumn = r#"{"name":"Code","type":"string","jsonPath":".spec.code"}"#,
+    printcolumn = r#"{"name":"Disabled","type":"boolean","jsonPath":".spec.disabled"}"#,
+    printcolumn = r#"{"name":"Available","type":"string","jsonPath":".status.conditions[?(@.type==\"Available\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.code == oldSelf.code && self.type == oldSelf.type").message("type and code are immutable")
+)]
+pub struct CloudProviderSpec {
+    /// Which cloud this account is on.
+    #[serde(rename = "type")]
+    pub provider_type: ProviderType,
+    /// Code EcsInstances name in `spec.provider` (e.g. `ALIYUN`); unique among CloudProviders.
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[A-Z][A-Z0-9_-]*$"))]
+    pub code: String,
+    /// Secret holding `accessKeyId` and `accessKeySecret`.
+    pub credentials_secret_ref: CredentialsSecretRef,
+    /// Endpoint override (e.g. `http://127.0.0.1:18080` for the emulator). Default: the cloud's
+    /// regional endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub endpoint: Option<String>,
+    /// Defaults for what an EcsInstance leaves out.
+    #[serde(default)]
+    pub defaults: ProviderDefaults,
+    /// Business keys mapped to this provider's parameters.
+    #[serde(default)]
+    pub catalog: Catalog,
+    /// Client-side rate limit of calls to this account, per region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSpec>,
+    /// Takes the provider out of scheduling (new EcsInstances get `ProviderUnavailable`);
+    /// existing instances are still reconciled and deleted.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// Cloud type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum ProviderType {
+    #[serde(rename = "ALIYUN")]
+    Aliyun,
+    #[serde(rename = "TENCENT")]
+    Tencent,
+    #[serde(rename = "AWS")]
+    Aws,
+}
+
+impl ProviderType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Aliyun => "ALIYUN",
+            Self::Tencent => "TENCENT",
+            Self::Aws => "AWS",
+        }
+    }
+}
+
+/// Where the account's credentials are.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsSecretRef {
+    /// Secret name.
+    pub name: String,
+    /// Secret namespace (the operator's namespace is a good home).
+    pub namespace: String,
+}
+
+/// Defaults applied when an EcsInstance does not say.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderDefaults {
+    /// Default region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Default zone per region.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub zones: BTreeMap<String, String>,
+    /// Instance type when neither gpuModel, instanceType nor a matching size is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    /// System disk category (e.g. `cloud_essd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_disk_category: Option<String>,
+    /// System disk size in GiB.
+    #[serde(
+        default,
+        rename = "systemDiskSizeGiB",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub system_disk_size_gib: Option<u32>,
+}
+
+/// Business keys → provider parameters. Data, not code: operators correct a mapping without a
+/// release (the original design mapped A100 to `ecs.gn7i-…`, an A10 family).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Catalog {
+    /// Image key (e.g. `pytorch-1.12`) → provider image id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub images: BTreeMap<String, String>,
+    /// GPU model (e.g. `A100`) → instance type.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gpu_models: BTreeMap<String, String>,
+    /// Sizes for `cpu`/`memoryGiB` requests, smallest first wins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sizes: Vec<CatalogSize>,
+    /// Per-region overrides of `images` and `gpuModels`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub regions: BTreeMap<String, RegionCatalog>,
+}
+
+/// A general-purpose instance type and its size.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogSize {
+    pub cpu: u32,
+    #[serde(rename = "memoryGiB")]
+    pub memory_gib: u32,
+    pub instance_type: String,
+}
+
+/// Region-specific catalog entries, consulted before the global ones.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegionCatalog {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub images: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gpu_models: BTreeMap<String, String>,
+}
+
+/// Client-side rate limit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitSpec {
+    /// Sustained calls per second.
+    #[schemars(range(min = 1, max = 10000))]
+    pub requests_per_second: u32,
+    /// Burst above the sustained rate.
+    #[schemars(range(min = 1, max = 10000))]
+    pub burst: u32,
+}
+
+/// Observed state of a CloudProvider.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudProviderStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Available`: the driver's probe succeeded with the current credentials.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "super::conditions::conditions_schema")]
+    pub conditions: Vec<Condition>,
+}
