@@ -517,6 +517,62 @@ async fn quotas_stock_and_faults() {
         .unwrap();
     assert_eq!((status, code(&body)), (400, "QuotaExceeded.Vpc"));
     let vpc_id = vpc["VpcId"].as_str().unwrap();
+    ok(c.vpc(
+        "TagResources",
+        &[
+            ("RegionId", REGION),
+            ("ResourceType", "VPC"),
+            ("ResourceId.1", vpc_id),
+            ("Tag.1.Key", "team"),
+            ("Tag.1.Value", "a"),
+        ],
+    )
+    .await)
+    .await;
+    let tagged = ok(c
+        .vpc(
+            "DescribeVpcs",
+            &[
+                ("RegionId", REGION),
+                ("Tag.1.Key", "team"),
+                ("Tag.1.Value", "a"),
+            ],
+        )
+        .await)
+    .await;
+    assert_eq!(tagged["TotalCount"], 1);
+    ok(c.vpc(
+        "UntagResources",
+        &[
+            ("RegionId", REGION),
+            ("ResourceType", "VPC"),
+            ("ResourceId.1", vpc_id),
+            ("TagKey.1", "team"),
+        ],
+    )
+    .await)
+    .await;
+    let tagged = ok(c
+        .vpc(
+            "DescribeVpcs",
+            &[("RegionId", REGION), ("Tag.1.Key", "team")],
+        )
+        .await)
+    .await;
+    assert_eq!(tagged["TotalCount"], 0);
+    let (status, body) = c
+        .ecs(
+            "TagResources",
+            &[
+                ("RegionId", REGION),
+                ("ResourceType", "instance"),
+                ("ResourceId.1", "i-missing"),
+                ("Tag.1.Key", "k"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!((status, code(&body)), (404, "InvalidInstanceId.NotFound"));
     let vsw = ok(c
         .vpc(
             "CreateVSwitch",
@@ -581,7 +637,7 @@ async fn quotas_stock_and_faults() {
         .json()
         .await
         .unwrap();
-    assert_eq!(calls["byAction"]["DescribeVpcs"], 2);
+    assert_eq!(calls["byAction"]["DescribeVpcs"], 4);
     let resources: Value = admin
         .get(format!("{base}/_emulator/resources"))
         .send()

@@ -109,6 +109,7 @@ impl From<ModelError> for ApiError {
             ModelError::InvalidCidr(_) => (400, "InvalidCidrBlock.Malformed"),
             ModelError::CidrOverlap(_) => (400, "InvalidCidrBlock.Overlapped"),
             ModelError::UnknownRegion(_) => (404, "InvalidRegionId.NotFound"),
+            ModelError::TagLimit(_) => (403, "OperationDenied.QuotaExceed"),
             ModelError::Invalid(_) => (400, "InvalidParameter"),
         };
         Self::new(status, code, message)
@@ -736,6 +737,30 @@ fn dispatch(state: &EmulatorState, version: &str, action: &str, p: &Params) -> A
             state.with_model_mut(|m| m.delete_instances(&region, &ids, p.flag("Force"), now))?;
             Ok(json!({}))
         }
+        (ECS_VERSION | VPC_VERSION, "TagResources" | "UntagResources") => {
+            let region = p.region()?;
+            let kind = resource_kind(p.req("ResourceType")?)?;
+            let ids = p.indexed("ResourceId");
+            if ids.is_empty() {
+                return Err(ApiError::missing("ResourceId.N"));
+            }
+            if ids.len() > 50 {
+                return Err(ApiError::invalid("ResourceId.N", "more than 50 ids"));
+            }
+            if action == "TagResources" {
+                let tags = p.tags()?;
+                if tags.is_empty() {
+                    return Err(ApiError::missing("Tag.N.Key"));
+                }
+                state.with_model_mut(|m| m.tag_resources(kind, &region, &ids, &tags))?;
+            } else {
+                let keys = p.indexed("TagKey");
+                state.with_model_mut(|m| {
+                    m.untag_resources(kind, &region, &ids, &keys, p.flag("All"))
+                })?;
+            }
+            Ok(json!({}))
+        }
         (ECS_VERSION, "DescribePrice") => state.with_model(|m| describe_price(m, p)),
         (ECS_VERSION | VPC_VERSION, _) => Err(ApiError::new(
             404,
@@ -748,6 +773,22 @@ fn dispatch(state: &EmulatorState, version: &str, action: &str, p: &Params) -> A
             400,
             "InvalidVersion",
             format!("Specified parameter Version is not valid: {version}."),
+        )),
+    }
+}
+
+/// `ResourceType` of TagResources / UntagResources (ECS lower case, VPC upper case).
+fn resource_kind(value: &str) -> ApiResult<Kind> {
+    match value.to_ascii_lowercase().as_str() {
+        "instance" => Ok(Kind::Instance),
+        "securitygroup" => Ok(Kind::SecurityGroup),
+        "vpc" => Ok(Kind::Vpc),
+        "vswitch" => Ok(Kind::Subnet),
+        "eip" => Ok(Kind::Eip),
+        _ => Err(ApiError::new(
+            400,
+            "InvalidResourceType.NotFound",
+            format!("Unsupported ResourceType {value}."),
         )),
     }
 }

@@ -61,6 +61,8 @@ pub enum ModelError {
     InvalidCidr(String),
     #[error("CIDR block {0} overlaps an existing subnet")]
     CidrOverlap(String),
+    #[error("resource {0} would carry more tags than allowed")]
+    TagLimit(String),
     #[error("the region {0} does not exist")]
     UnknownRegion(String),
     #[error("{0}")]
@@ -79,6 +81,7 @@ pub struct Quotas {
     pub rules_per_security_group: u32,
     pub instances: u32,
     pub eips: u32,
+    pub tags_per_resource: u32,
 }
 
 impl Default for Quotas {
@@ -90,6 +93,7 @@ impl Default for Quotas {
             rules_per_security_group: 200,
             instances: 100,
             eips: 20,
+            tags_per_resource: 20,
         }
     }
 }
@@ -1291,6 +1295,94 @@ impl Model {
         Ok(())
     }
 
+    fn tags_mut(&mut self, kind: Kind, region: &str, id: &str) -> Option<&mut Tags> {
+        match kind {
+            Kind::Vpc => self
+                .vpcs
+                .get_mut(id)
+                .filter(|r| r.region == region)
+                .map(|r| &mut r.tags),
+            Kind::Subnet => self
+                .subnets
+                .get_mut(id)
+                .filter(|r| r.region == region)
+                .map(|r| &mut r.tags),
+            Kind::SecurityGroup => self
+                .security_groups
+                .get_mut(id)
+                .filter(|r| r.region == region)
+                .map(|r| &mut r.tags),
+            Kind::Instance => self
+                .instances
+                .get_mut(id)
+                .filter(|r| r.region == region)
+                .map(|r| &mut r.tags),
+            Kind::Eip => self
+                .eips
+                .get_mut(id)
+                .filter(|r| r.region == region)
+                .map(|r| &mut r.tags),
+            Kind::SecurityGroupRule => None,
+        }
+    }
+
+    /// Adds or overwrites tags on resources (all or none).
+    pub fn tag_resources(
+        &mut self,
+        kind: Kind,
+        region: &str,
+        ids: &[String],
+        tags: &Tags,
+    ) -> ModelResult<()> {
+        let limit = self.quotas.tags_per_resource as usize;
+        for id in ids {
+            let current = self
+                .tags_mut(kind, region, id)
+                .ok_or_else(|| ModelError::NotFound {
+                    kind,
+                    id: id.clone(),
+                })?;
+            let added = tags.keys().filter(|k| !current.contains_key(*k)).count();
+            if current.len() + added > limit {
+                return Err(ModelError::TagLimit(id.clone()));
+            }
+        }
+        for id in ids {
+            if let Some(current) = self.tags_mut(kind, region, id) {
+                current.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes tags by key (or all of them); absent keys are ignored.
+    pub fn untag_resources(
+        &mut self,
+        kind: Kind,
+        region: &str,
+        ids: &[String],
+        keys: &[String],
+        all: bool,
+    ) -> ModelResult<()> {
+        for id in ids {
+            self.tags_mut(kind, region, id)
+                .ok_or_else(|| ModelError::NotFound {
+                    kind,
+                    id: id.clone(),
+                })?;
+        }
+        for id in ids {
+            if let Some(current) = self.tags_mut(kind, region, id) {
+                if all {
+                    current.clear();
+                } else {
+                    current.retain(|k, _| !keys.contains(k));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Every resource, for the inspection endpoint. Passwords are never held; only `passwordSet`.
     pub fn snapshot(&self, now: Instant) -> serde_json::Value {
         let instances: Vec<serde_json::Value> = self
@@ -1709,6 +1801,45 @@ mod tests {
         );
         assert_eq!(m.revoke("cn-hangzhou", &sg, &[rule], &[]).unwrap(), 1);
         assert!(m.security_groups[&sg].rules.is_empty());
+    }
+
+    #[test]
+    fn tags_are_added_overwritten_removed_and_limited() {
+        let mut m = Model::new(settings());
+        let (vpc, _, _) = network(&mut m);
+        let ids = vec![vpc.clone()];
+        let tags = Tags::from([
+            ("owner".to_string(), "you".to_string()),
+            ("env".to_string(), "dev".to_string()),
+        ]);
+        m.tag_resources(Kind::Vpc, "cn-hangzhou", &ids, &tags)
+            .unwrap();
+        assert_eq!(m.vpcs[&vpc].tags["owner"], "you");
+        m.untag_resources(
+            Kind::Vpc,
+            "cn-hangzhou",
+            &ids,
+            &["env".to_string(), "nope".to_string()],
+            false,
+        )
+        .unwrap();
+        assert_eq!(m.vpcs[&vpc].tags.len(), 1);
+        m.quotas.tags_per_resource = 1;
+        let more = Tags::from([("x".to_string(), "1".to_string())]);
+        assert!(matches!(
+            m.tag_resources(Kind::Vpc, "cn-hangzhou", &ids, &more),
+            Err(ModelError::TagLimit(_))
+        ));
+        assert!(matches!(
+            m.tag_resources(Kind::Instance, "cn-hangzhou", &["i-x".to_string()], &more),
+            Err(ModelError::NotFound {
+                kind: Kind::Instance,
+                ..
+            })
+        ));
+        m.untag_resources(Kind::Vpc, "cn-hangzhou", &ids, &[], true)
+            .unwrap();
+        assert!(m.vpcs[&vpc].tags.is_empty());
     }
 
     #[test]
