@@ -121,7 +121,7 @@ fn run_request(net: &Network, owner: &Tags, token: &str) -> RunInstance {
         instance_type: INSTANCE_TYPE.into(),
         image_id: IMAGE.into(),
         subnet_id: net.subnet.clone(),
-        security_group_id: net.group.clone(),
+        security_group_ids: vec![net.group.clone()],
         name: "vm-1".into(),
         description: "test vm".into(),
         system_disk: SystemDisk {
@@ -521,6 +521,174 @@ async fn until_in(
             found[0].status
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Server-side calls of one action so far.
+fn server_calls(emu: &EmulatorHandle, action: &str) -> u64 {
+    emu.state()
+        .calls()
+        .by_action
+        .get(action)
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Tags of one instance as the driver describes it.
+async fn described_tags(d: &AliyunDriver, id: &str) -> Tags {
+    let found = d
+        .describe_instances(REGION, &[id.to_string()])
+        .await
+        .expect("describe instance");
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.into_iter().next().expect("one instance").tags
+}
+
+/// Ids of the instances carrying every tag of `filter`.
+async fn found_ids(d: &AliyunDriver, filter: &Tags) -> Vec<String> {
+    d.find_instances(REGION, filter)
+        .await
+        .expect("find instances")
+        .into_iter()
+        .map(|i| i.id)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instance_in_two_groups_with_live_tag_changes() {
+    let emu = emulator().await;
+    let d = driver(&emu);
+    let owner = tags(&[("mce/owner", "ns/vm-2")]);
+    let net = network(&d, &owner, "live").await;
+    let own = d
+        .create_security_group(&CreateSecurityGroup {
+            region: REGION.into(),
+            vpc_id: net.vpc.clone(),
+            name: "vm-2".into(),
+            description: "per-instance group".into(),
+            tags: owner.clone(),
+            client_token: "live-own-sg".into(),
+        })
+        .await
+        .expect("create the per-instance group");
+
+    // The instance joins the network's group and its own (SecurityGroupIds.N).
+    let mut req = run_request(&net, &owner, "live-run");
+    req.security_group_ids = vec![net.group.clone(), own.clone()];
+    let id = d.run_instance(&req).await.expect("run instance");
+    let snapshot = emu.state().resources();
+    let joined: Vec<&str> = snapshot["instances"][0]["securityGroupIds"]
+        .as_array()
+        .expect("securityGroupIds")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(joined, vec![net.group.as_str(), own.as_str()]);
+    for group in [&net.group, &own] {
+        let err = d
+            .delete_security_group(REGION, group)
+            .await
+            .expect_err("a group with an instance in it");
+        assert_eq!(err.class, ErrorClass::DependencyViolation, "{err}");
+    }
+    // Ports opened on the instance's own group stay off the network's group.
+    d.authorize_ingress(REGION, &own, &[rule(8080, "0.0.0.0/0", "vm-2")])
+        .await
+        .expect("authorize on the own group");
+    let shared = d
+        .describe_ingress(REGION, &net.group)
+        .await
+        .expect("describe the network group");
+    assert!(shared.iter().all(|r| r.port != 8080), "{shared:?}");
+
+    // No security group at all is refused before any call.
+    let runs = server_calls(&emu, "RunInstances");
+    let mut bare = run_request(&net, &owner, "live-bare");
+    bare.security_group_ids = Vec::new();
+    let err = d.run_instance(&bare).await.expect_err("no group");
+    assert_eq!(err.class, ErrorClass::InvalidParameter, "{err}");
+    assert_eq!(server_calls(&emu, "RunInstances"), runs);
+
+    // Add a tag: describe shows it, find_instances finds the instance by it.
+    let role = tags(&[("mce/role", "gpu")]);
+    d.tag_instance(REGION, &id, &role).await.expect("tag");
+    let mut expected = owner.clone();
+    expected.extend(role.clone());
+    assert_eq!(described_tags(&d, &id).await, expected);
+    assert_eq!(found_ids(&d, &role).await, vec![id.clone()]);
+    assert_eq!(found_ids(&d, &expected).await, vec![id.clone()]);
+    // Tagging again is idempotent; a new value overwrites.
+    d.tag_instance(REGION, &id, &role).await.expect("tag again");
+    assert_eq!(described_tags(&d, &id).await, expected);
+    let cpu = tags(&[("mce/role", "cpu")]);
+    d.tag_instance(REGION, &id, &cpu).await.expect("overwrite");
+    assert_eq!(described_tags(&d, &id).await["mce/role"], "cpu");
+    assert!(found_ids(&d, &role).await.is_empty());
+    assert_eq!(found_ids(&d, &cpu).await, vec![id.clone()]);
+
+    // Remove it (an absent key is ignored): back to the creation tags.
+    d.untag_instance(
+        REGION,
+        &id,
+        &["mce/role".to_string(), "mce/absent".to_string()],
+    )
+    .await
+    .expect("untag");
+    assert_eq!(described_tags(&d, &id).await, owner);
+    assert!(found_ids(&d, &cpu).await.is_empty());
+    assert_eq!(found_ids(&d, &owner).await, vec![id.clone()]);
+    d.untag_instance(REGION, &id, &["mce/role".to_string()])
+        .await
+        .expect("untag again");
+
+    // Empty changes make no call.
+    let (tag_calls, untag_calls) = (
+        server_calls(&emu, "TagResources"),
+        server_calls(&emu, "UntagResources"),
+    );
+    d.tag_instance(REGION, &id, &Tags::new())
+        .await
+        .expect("no tags");
+    d.untag_instance(REGION, &id, &[]).await.expect("no keys");
+    assert_eq!(server_calls(&emu, "TagResources"), tag_calls);
+    assert_eq!(server_calls(&emu, "UntagResources"), untag_calls);
+
+    // Unknown instance: NotFound.
+    let err = d
+        .tag_instance(REGION, "i-doesnotexist", &role)
+        .await
+        .expect_err("tag an unknown instance");
+    assert_eq!(err.class, ErrorClass::NotFound, "{err}");
+    let err = d
+        .untag_instance(REGION, "i-doesnotexist", &["mce/role".to_string()])
+        .await
+        .expect_err("untag an unknown instance");
+    assert_eq!(err.class, ErrorClass::NotFound, "{err}");
+
+    // 20 tags per resource: the 21st is refused and nothing is applied.
+    let many: Tags = (0..20)
+        .map(|i| (format!("extra/{i:02}"), i.to_string()))
+        .collect();
+    let err = d
+        .tag_instance(REGION, &id, &many)
+        .await
+        .expect_err("past the tag limit");
+    assert_eq!(err.class, ErrorClass::QuotaExceeded, "{err}");
+    assert_eq!(d.stats().retries, 0, "{err}");
+    assert_eq!(described_tags(&d, &id).await, owner);
+
+    // Teardown: the groups can go once the instance is gone.
+    d.delete_instance(REGION, &id)
+        .await
+        .expect("delete instance");
+    for group in [&own, &net.group] {
+        until_not(
+            ErrorClass::DependencyViolation,
+            Duration::from_secs(10),
+            || d.delete_security_group(REGION, group),
+        )
+        .await
+        .expect("delete group");
     }
 }
 

@@ -177,7 +177,10 @@ pub struct RunInstance {
     pub instance_type: String,
     pub image_id: String,
     pub subnet_id: String,
-    pub security_group_id: String,
+    /// Security groups the instance joins (at least one, all in the subnet's VPC), e.g. the
+    /// user network's group plus the instance's own, so one instance's ports never open
+    /// another's.
+    pub security_group_ids: Vec<String>,
     pub name: String,
     pub description: String,
     pub system_disk: SystemDisk,
@@ -339,6 +342,18 @@ pub trait CloudDriver: Send + Sync {
     async fn find_instances(&self, region: &str, tags: &Tags) -> CloudResult<Vec<Instance>>;
     /// Deletes an instance whatever its state.
     async fn delete_instance(&self, region: &str, instance_id: &str) -> CloudResult<()>;
+    /// Adds tags to a live instance, overwriting the values of keys it already has. Empty
+    /// `tags` is a no-op. Fails NotFound for an unknown instance, QuotaExceeded past the
+    /// provider's tag limit per resource.
+    async fn tag_instance(&self, region: &str, instance_id: &str, tags: &Tags) -> CloudResult<()>;
+    /// Removes tags from a live instance by key; keys it does not have are ignored. Empty
+    /// `keys` is a no-op. Fails NotFound for an unknown instance.
+    async fn untag_instance(
+        &self,
+        region: &str,
+        instance_id: &str,
+        keys: &[String],
+    ) -> CloudResult<()>;
 
     async fn allocate_eip(&self, req: &AllocateEip) -> CloudResult<Eip>;
     async fn associate_eip(

@@ -31,14 +31,18 @@ pub fn classify(code: &str, http_status: u16) -> ErrorClass {
         "QuotaExceeded.Vpc"
         | "QuotaExceeded.Eip"
         | "QuotaExceed.ElasticQuota"
-        | "AuthorizationLimitExceed" => {
+        | "AuthorizationLimitExceed"
+        // TagResources/RunInstances: the resource already has its maximum of tags.
+        | "OperationDenied.QuotaExceed" => {
             return ErrorClass::QuotaExceeded;
         }
         "InvalidInstanceId.NotFound"
         | "InvalidVpcId.NotFound"
         | "InvalidVSwitchId.NotFound"
         | "InvalidSecurityGroupId.NotFound"
-        | "InvalidAllocationId.NotFound" => return ErrorClass::NotFound,
+        | "InvalidAllocationId.NotFound"
+        // TagResources/UntagResources: an unknown ResourceId.N.
+        | "InvalidResourceId.NotFound" => return ErrorClass::NotFound,
         "DependencyViolation"
         | "DependencyViolation.VSwitch"
         | "DependencyViolation.SecurityGroup"
@@ -46,7 +50,18 @@ pub fn classify(code: &str, http_status: u16) -> ErrorClass {
         "OperationDenied.NoStock" | "Zone.NotOnSale" | "InstanceType.Offline" => {
             return ErrorClass::OutOfStock;
         }
-        "InvalidParameter" | "InvalidInstanceType.ValueNotSupported" | "MissingParameter" => {
+        "InvalidParameter"
+        | "InvalidInstanceType.ValueNotSupported"
+        | "MissingParameter"
+        // TagResources/UntagResources request errors (some come with HTTP 404).
+        | "NumberExceed.Tags"
+        | "NumberExceed.ResourceIds"
+        | "Duplicate.TagKey"
+        | "InvalidTagKey.Malformed"
+        | "InvalidTagValue.Malformed"
+        | "InvalidTagCount"
+        | "InvalidResourceType.NotFound"
+        | "InvalidResourceId.NotSupported" => {
             return ErrorClass::InvalidParameter;
         }
         "IncorrectInstanceStatus" | "IncorrectEipStatus" => return ErrorClass::WrongState,
@@ -128,6 +143,12 @@ mod tests {
         ("InvalidVSwitchId.NotFound", ErrorClass::NotFound),
         ("InvalidSecurityGroupId.NotFound", ErrorClass::NotFound),
         ("InvalidAllocationId.NotFound", ErrorClass::NotFound),
+        ("InvalidResourceId.NotFound", ErrorClass::NotFound),
+        ("OperationDenied.QuotaExceed", ErrorClass::QuotaExceeded),
+        ("NumberExceed.Tags", ErrorClass::InvalidParameter),
+        ("Duplicate.TagKey", ErrorClass::InvalidParameter),
+        ("InvalidTagCount", ErrorClass::InvalidParameter),
+        ("InvalidResourceType.NotFound", ErrorClass::InvalidParameter),
         (
             "DependencyViolation.VSwitch",
             ErrorClass::DependencyViolation,

@@ -40,6 +40,8 @@ const INSTANCE_BATCH: usize = 100;
 const EIP_ID_BATCH: usize = 50;
 /// Safety bound on pages of one describe.
 const MAX_PAGES: u32 = 1000;
+/// Tags (TagResources `Tag.N`) or keys (UntagResources `TagKey.N`) per call.
+const TAG_BATCH: usize = 20;
 
 /// Configuration of one Alibaba Cloud account's driver.
 #[derive(Clone, Debug)]
@@ -157,9 +159,18 @@ pub fn run_instance_params(req: &RunInstance) -> Params {
         .set("ZoneId", &req.zone)
         .set("InstanceType", &req.instance_type)
         .set("ImageId", &req.image_id)
-        .set("VSwitchId", &req.subnet_id)
-        .set("SecurityGroupId", &req.security_group_id)
-        .set_opt("InstanceName", Some(&req.name))
+        .set("VSwitchId", &req.subnet_id);
+    // `SecurityGroupIds.N`, N from 1, in order, without repeats.
+    let mut groups: Vec<&str> = Vec::with_capacity(req.security_group_ids.len());
+    for id in &req.security_group_ids {
+        if !id.is_empty() && !groups.contains(&id.as_str()) {
+            groups.push(id);
+        }
+    }
+    for (i, id) in groups.iter().enumerate() {
+        p.set(format!("SecurityGroupIds.{}", i + 1), id);
+    }
+    p.set_opt("InstanceName", Some(&req.name))
         .set_opt("Description", Some(&req.description))
         .nested("SystemDisk", "Category", &req.system_disk.category)
         .nested("SystemDisk", "Size", req.system_disk.size_gib)
@@ -186,6 +197,48 @@ pub fn run_instance_params(req: &RunInstance) -> Params {
         }
     }
     p
+}
+
+/// TagResources parameters for one instance, in batches of at most [`TAG_BATCH`] tags.
+pub fn tag_instance_params(instance_id: &str, tags: &Tags) -> Vec<Params> {
+    let pairs: Vec<(&String, &String)> = tags.iter().collect();
+    pairs
+        .chunks(TAG_BATCH)
+        .map(|chunk| {
+            let batch: Tags = chunk
+                .iter()
+                .map(|(k, v)| ((*k).clone(), (*v).clone()))
+                .collect();
+            let mut p = Params::new()
+                .with("ResourceType", "instance")
+                .with("ResourceId.1", instance_id);
+            p.tags(&batch);
+            p
+        })
+        .collect()
+}
+
+/// UntagResources parameters for one instance, in batches of at most [`TAG_BATCH`] keys.
+/// Never sets `All`: an empty key list yields no call at all.
+pub fn untag_instance_params(instance_id: &str, keys: &[String]) -> Vec<Params> {
+    let mut unique: Vec<&str> = Vec::with_capacity(keys.len());
+    for k in keys {
+        if !k.is_empty() && !unique.contains(&k.as_str()) {
+            unique.push(k);
+        }
+    }
+    unique
+        .chunks(TAG_BATCH)
+        .map(|chunk| {
+            let mut p = Params::new()
+                .with("ResourceType", "instance")
+                .with("ResourceId.1", instance_id);
+            for (i, k) in chunk.iter().enumerate() {
+                p.set(format!("TagKey.{}", i + 1), k);
+            }
+            p
+        })
+        .collect()
 }
 
 /// The DescribePrice parameters of a price query.
@@ -673,6 +726,15 @@ impl CloudDriver for AliyunDriver {
     }
 
     async fn run_instance(&self, req: &RunInstance) -> CloudResult<String> {
+        if req.security_group_ids.iter().all(String::is_empty) {
+            return Err(CloudError::new(
+                ErrorClass::InvalidParameter,
+                PROVIDER,
+                "RunInstances",
+                "MissingParameter",
+                "at least one security group is required",
+            ));
+        }
         let r: model::RunInstances = self
             .client
             .call(
@@ -712,6 +774,27 @@ impl CloudDriver for AliyunDriver {
             .with("TerminateSubscription", "true");
         self.call_ok(Service::Ecs, region, "DeleteInstance", p)
             .await
+    }
+
+    async fn tag_instance(&self, region: &str, instance_id: &str, tags: &Tags) -> CloudResult<()> {
+        for p in tag_instance_params(instance_id, tags) {
+            self.call_ok(Service::Ecs, region, "TagResources", p)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn untag_instance(
+        &self,
+        region: &str,
+        instance_id: &str,
+        keys: &[String],
+    ) -> CloudResult<()> {
+        for p in untag_instance_params(instance_id, keys) {
+            self.call_ok(Service::Ecs, region, "UntagResources", p)
+                .await?;
+        }
+        Ok(())
     }
 
     async fn allocate_eip(&self, req: &AllocateEip) -> CloudResult<Eip> {
@@ -868,7 +951,7 @@ mod tests {
             instance_type: "ecs.gn7i-c8g1.2xlarge".into(),
             image_id: "img-1".into(),
             subnet_id: "vsw-1".into(),
-            security_group_id: "sg-1".into(),
+            security_group_ids: vec!["sg-net".into(), "sg-vm".into()],
             name: "vm".into(),
             description: String::new(),
             system_disk: SystemDisk {
@@ -927,6 +1010,10 @@ mod tests {
         assert_eq!(p.get("Tag.1.Key"), Some("owner"));
         assert_eq!(p.get("ClientToken"), Some("tok-1"));
         assert_eq!(p.get("VSwitchId"), Some("vsw-1"));
+        assert_eq!(p.get("SecurityGroupIds.1"), Some("sg-net"));
+        assert_eq!(p.get("SecurityGroupIds.2"), Some("sg-vm"));
+        assert_eq!(p.get("SecurityGroupIds.3"), None);
+        assert_eq!(p.get("SecurityGroupId"), None);
         assert_eq!(p.get("Description"), None);
 
         let mut req = run_request();
@@ -937,6 +1024,64 @@ mod tests {
         assert_eq!(p.get("Period"), None);
         assert_eq!(p.get("Password"), None);
         assert_eq!(p.get("KeyPairName"), Some("kp"));
+
+        // Repeats and empty ids are dropped; numbering stays dense.
+        let mut req = run_request();
+        req.security_group_ids = vec!["sg-a".into(), String::new(), "sg-b".into(), "sg-a".into()];
+        let p = run_instance_params(&req);
+        assert_eq!(p.get("SecurityGroupIds.1"), Some("sg-a"));
+        assert_eq!(p.get("SecurityGroupIds.2"), Some("sg-b"));
+        assert_eq!(p.get("SecurityGroupIds.3"), None);
+    }
+
+    #[test]
+    fn extensions_cannot_add_security_groups() {
+        let mut req = run_request();
+        req.extensions = [
+            ("SecurityGroupIds.3", "sg-evil"),
+            ("SecurityGroupId", "sg-evil"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let p = run_instance_params(&req);
+        assert_eq!(p.get("SecurityGroupIds.3"), None);
+        assert_eq!(p.get("SecurityGroupId"), None);
+    }
+
+    #[test]
+    fn tag_parameters() {
+        let tags: Tags = (0..25)
+            .map(|i| (format!("k{i:02}"), format!("v{i}")))
+            .collect();
+        let batches = tag_instance_params("i-1", &tags);
+        assert_eq!(batches.len(), 2);
+        let p = &batches[0];
+        assert_eq!(p.get("ResourceType"), Some("instance"));
+        assert_eq!(p.get("ResourceId.1"), Some("i-1"));
+        assert_eq!(p.get("Tag.1.Key"), Some("k00"));
+        assert_eq!(p.get("Tag.1.Value"), Some("v0"));
+        assert_eq!(p.get("Tag.20.Key"), Some("k19"));
+        assert_eq!(p.get("Tag.21.Key"), None);
+        assert_eq!(batches[1].get("Tag.1.Key"), Some("k20"));
+        assert_eq!(batches[1].get("Tag.5.Key"), Some("k24"));
+        assert!(tag_instance_params("i-1", &Tags::new()).is_empty());
+
+        let keys: Vec<String> = ["a", "b", "a", ""].iter().map(|k| k.to_string()).collect();
+        let batches = untag_instance_params("i-1", &keys);
+        assert_eq!(batches.len(), 1);
+        let p = &batches[0];
+        assert_eq!(p.get("ResourceType"), Some("instance"));
+        assert_eq!(p.get("ResourceId.1"), Some("i-1"));
+        assert_eq!(p.get("TagKey.1"), Some("a"));
+        assert_eq!(p.get("TagKey.2"), Some("b"));
+        assert_eq!(p.get("TagKey.3"), None);
+        assert_eq!(p.get("All"), None);
+        assert!(untag_instance_params("i-1", &[]).is_empty());
+        let many: Vec<String> = (0..41).map(|i| format!("k{i}")).collect();
+        let batches = untag_instance_params("i-1", &many);
+        assert_eq!(batches.len(), 3);
+        assert_eq!(batches[2].get("TagKey.1"), Some("k40"));
     }
 
     #[test]
