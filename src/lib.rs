@@ -2,3 +2,5 @@
 
 pub mod api;
 pub mod cloud;
+pub mod controller;
+pub mod scheduler;

@@ -21,6 +21,8 @@ pub const FINALIZER: &str = "ecs.multicloud.io/cleanup";
 pub const TENANT_LABEL: &str = "ecs.multicloud.io/tenant";
 /// Label on a UserNetwork naming the user it serves.
 pub const USER_LABEL: &str = "ecs.multicloud.io/user";
+/// Annotation on a UserNetwork created by silent addressing: it is deleted with its last user.
+pub const SILENT_ANNOTATION: &str = "ecs.multicloud.io/silent-addressing";
 
 /// Cloud tags injected on every resource; users may not set them.
 pub mod tags {
@@ -30,6 +32,10 @@ pub mod tags {
     pub const CREATED_BY_VALUE: &str = "multicloud-ecs";
     /// The UID of the Kubernetes object a cloud resource was created for.
     pub const OBJECT_UID: &str = "multicloud-ecs/uid";
+    /// What a resource is for: the user's network, or one instance.
+    pub const ROLE: &str = "multicloud-ecs/role";
+    pub const ROLE_NETWORK: &str = "network";
+    pub const ROLE_INSTANCE: &str = "instance";
     /// Reserved prefix for any tag this operator may add later.
     pub const PREFIX: &str = "multicloud-ecs/";
 }

@@ -1,0 +1,284 @@
+//! What every reconciler shares: the client, caches of the watched objects, the cloud drivers,
+//! the scheduler, the event recorder and the operator's settings.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Secret};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use kube::{Api, Client, Resource, ResourceExt};
+use parking_lot::Mutex;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::error::{Error, Result};
+use crate::api::cloud_provider::ProviderType;
+use crate::api::{CloudProvider, EcsInstance, UserNetwork};
+use crate::cloud::aliyun::{AliyunConfig, AliyunDriver, RateLimit};
+use crate::cloud::{CloudDriver, Credentials, Secret as SecretString};
+use crate::scheduler::Scheduler;
+
+/// Field manager of every server-side apply the operator makes.
+pub const FIELD_MANAGER: &str = "multicloud-ecs";
+
+/// Settings of one operator process.
+#[derive(Clone, Debug)]
+pub struct OperatorConfig {
+    /// Period of the drift check of a converged object (jittered by ±10 %).
+    pub resync: Duration,
+    /// Period of the CloudProviders' availability probe.
+    pub probe_interval: Duration,
+    /// Objects of one kind reconciled at once.
+    pub concurrency: u16,
+    /// Test-only crash injection (`MCE_FAILPOINT`): `after-run-instances` aborts the process
+    /// right after RunInstances returns, before the id is persisted.
+    pub failpoint: Option<String>,
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(300),
+            probe_interval: Duration::from_secs(60),
+            concurrency: 64,
+            failpoint: None,
+        }
+    }
+}
+
+/// Shared state of the reconcilers.
+pub struct Context {
+    pub client: Client,
+    pub config: OperatorConfig,
+    pub providers: Store<CloudProvider>,
+    pub namespaces: Store<Namespace>,
+    pub networks: Store<UserNetwork>,
+    pub instances: Store<EcsInstance>,
+    pub drivers: DriverRegistry,
+    pub scheduler: Box<dyn Scheduler>,
+    pub recorder: Recorder,
+}
+
+impl Context {
+    /// Labels of a namespace, from the cache.
+    pub fn namespace_labels(
+        &self,
+        namespace: &str,
+    ) -> Option<std::collections::BTreeMap<String, String>> {
+        self.namespaces
+            .get(&kube::runtime::reflector::ObjectRef::new(namespace))
+            .map(|ns| ns.labels().clone())
+    }
+
+    /// The CloudProvider with a code, from the cache.
+    pub fn provider_by_code(&self, code: &str) -> Option<Arc<CloudProvider>> {
+        self.providers
+            .state()
+            .into_iter()
+            .find(|p| p.spec.code == code)
+    }
+
+    /// Publishes an event about an object (best effort: a failed event never fails a reconcile).
+    pub async fn publish<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        warning: bool,
+        reason: &str,
+        note: String,
+        action: &str,
+    ) {
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_string(),
+            note: Some(truncate(note, 1000)),
+            action: action.to_string(),
+            secondary: None,
+        };
+        let reference: ObjectReference = obj.object_ref(&());
+        if let Err(e) = self.recorder.publish(&event, &reference).await {
+            tracing::debug!(error = %e, "event not published");
+        }
+    }
+
+    /// Server-side applies a status when it differs from the current one. Returns whether it wrote.
+    pub async fn apply_status<K, S>(
+        &self,
+        obj: &K,
+        current: Option<&S>,
+        desired: &S,
+    ) -> Result<bool>
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+        S: Serialize + PartialEq,
+    {
+        if current == Some(desired) {
+            return Ok(false);
+        }
+        let api: Api<K> =
+            Api::namespaced(self.client.clone(), &obj.namespace().unwrap_or_default());
+        let patch = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": desired,
+        });
+        api.patch_status(
+            &obj.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+        Ok(true)
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+/// Reporter of the operator's events.
+pub fn reporter() -> Reporter {
+    Reporter {
+        controller: "multicloud-ecs".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    }
+}
+
+/// One driver per CloudProvider, rebuilt when the provider's spec or its credentials change, so
+/// a driver's rate limiter is shared by every reconcile of that account.
+pub struct DriverRegistry {
+    client: Client,
+    cache: Mutex<HashMap<String, CachedDriver>>,
+}
+
+struct CachedDriver {
+    generation: Option<i64>,
+    secret_version: Option<String>,
+    driver: Arc<dyn CloudDriver>,
+}
+
+impl DriverRegistry {
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The provider's driver, built on first use or when the provider's spec changed.
+    pub async fn driver(&self, provider: &CloudProvider) -> Result<Arc<dyn CloudDriver>> {
+        if let Some(cached) = self.cache.lock().get(&provider.name_any())
+            && cached.generation == provider.metadata.generation
+        {
+            return Ok(cached.driver.clone());
+        }
+        self.refresh(provider).await
+    }
+
+    /// Re-reads the credentials and rebuilds the driver if they or the spec changed.
+    pub async fn refresh(&self, provider: &CloudProvider) -> Result<Arc<dyn CloudDriver>> {
+        let secret_ref = &provider.spec.credentials_secret_ref;
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &secret_ref.namespace);
+        let secret = secrets
+            .get_opt(&secret_ref.name)
+            .await?
+            .ok_or_else(|| Error::Driver {
+                reason: "CredentialsNotFound",
+                message: format!(
+                    "Secret {}/{} not found",
+                    secret_ref.namespace, secret_ref.name
+                ),
+            })?;
+        let secret_version = secret.resource_version();
+        if let Some(cached) = self.cache.lock().get(&provider.name_any())
+            && cached.generation == provider.metadata.generation
+            && cached.secret_version == secret_version
+        {
+            return Ok(cached.driver.clone());
+        }
+        let driver = build_driver(provider, &secret)?;
+        self.cache.lock().insert(
+            provider.name_any(),
+            CachedDriver {
+                generation: provider.metadata.generation,
+                secret_version,
+                driver: driver.clone(),
+            },
+        );
+        Ok(driver)
+    }
+
+    pub fn forget(&self, provider_name: &str) {
+        self.cache.lock().remove(provider_name);
+    }
+}
+
+fn secret_value(secret: &Secret, key: &str) -> Option<String> {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .and_then(|v| String::from_utf8(v.0.clone()).ok())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(key).cloned())
+        })
+        .filter(|v| !v.is_empty())
+}
+
+fn build_driver(provider: &CloudProvider, secret: &Secret) -> Result<Arc<dyn CloudDriver>> {
+    let missing = |key: &str| Error::Driver {
+        reason: "CredentialsInvalid",
+        message: format!("Secret {} has no {key:?} key", secret.name_any()),
+    };
+    let credentials = Credentials {
+        access_key_id: secret_value(secret, "accessKeyId").ok_or_else(|| missing("accessKeyId"))?,
+        access_key_secret: SecretString::new(
+            secret_value(secret, "accessKeySecret").ok_or_else(|| missing("accessKeySecret"))?,
+        ),
+    };
+    match provider.spec.provider_type {
+        ProviderType::Aliyun => {
+            let mut config = AliyunConfig::new(credentials);
+            if let Some(endpoint) = &provider.spec.endpoint {
+                config = config.with_endpoint(endpoint.clone());
+            }
+            if let Some(limit) = &provider.spec.rate_limit {
+                config.rate_limit = RateLimit {
+                    per_second: f64::from(limit.requests_per_second),
+                    burst: limit.burst,
+                };
+            }
+            let driver = AliyunDriver::new(config).map_err(|e| Error::Driver {
+                reason: "DriverConfigInvalid",
+                message: e.to_string(),
+            })?;
+            Ok(Arc::new(driver))
+        }
+        other => Err(Error::Driver {
+            reason: "ProviderNotSupported",
+            message: format!(
+                "provider type {} has no driver in this release",
+                other.as_str()
+            ),
+        }),
+    }
+}

@@ -1,0 +1,40 @@
+//! Reconciler errors. Each has a stable `reason()` used for conditions, events and metrics.
+
+use crate::cloud::CloudError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    /// The provider's driver cannot be built (credentials Secret missing, unsupported type).
+    #[error("{message}")]
+    Driver {
+        reason: &'static str,
+        message: String,
+    },
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// Deletion must wait for something else (a dependency, an EIP to detach).
+    #[error("{0}")]
+    Waiting(String),
+}
+
+impl Error {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Kube(_) => "KubeApiError",
+            Self::Cloud(e) => e.class.reason(),
+            Self::Driver { reason, .. } => reason,
+            Self::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.reason(),
+                _ => "FinalizerError",
+            },
+            Self::Waiting(_) => "Waiting",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

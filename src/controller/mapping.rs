@@ -1,0 +1,341 @@
+//! Parameter mapping (the design's section 6): business keys → provider parameters, from the
+//! CloudProvider's catalog and defaults. Pure functions; an unknown key is refused rather than
+//! silently replaced by a default (ordering an A100 and getting the default type is a lie).
+
+use crate::api::cloud_provider::{CloudProviderSpec, ProviderType};
+use crate::api::ecs_instance::{self, EcsInstanceSpec};
+use crate::cloud::{self, SystemDisk};
+
+/// Why the spec cannot be mapped onto the provider. `reason()` is the stable condition reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MappingError {
+    #[error("no region: set spec.region or the CloudProvider's defaults.region")]
+    RegionRequired,
+    #[error("no zone for region {0:?}: set spec.zone or the CloudProvider's defaults.zones")]
+    ZoneRequired(String),
+    #[error("image key {key:?} is not in the CloudProvider's catalog for region {region:?}")]
+    UnknownImageKey { key: String, region: String },
+    #[error("GPU model {model:?} is not in the CloudProvider's catalog for region {region:?}")]
+    UnknownGpuModel { model: String, region: String },
+    #[error("no catalog size has at least {cpu} vCPU and {memory_gib} GiB")]
+    NoMatchingSize { cpu: u32, memory_gib: u32 },
+    #[error(
+        "no instance type: set gpuModel, instanceType, cpu/memoryGiB or the CloudProvider's defaults.instanceType"
+    )]
+    InstanceTypeRequired,
+    #[error("the provider has no password login: use keyPairName")]
+    PasswordUnsupported,
+}
+
+impl MappingError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::RegionRequired => "RegionRequired",
+            Self::ZoneRequired(_) => "ZoneRequired",
+            Self::UnknownImageKey { .. } => "UnknownImageKey",
+            Self::UnknownGpuModel { .. } => "UnknownGpuModel",
+            Self::NoMatchingSize { .. } => "NoMatchingSize",
+            Self::InstanceTypeRequired => "InstanceTypeRequired",
+            Self::PasswordUnsupported => "PasswordUnsupported",
+        }
+    }
+}
+
+/// Where an instance or network lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub region: String,
+    pub zone: String,
+}
+
+/// Region and zone from the spec, else the provider's defaults.
+pub fn placement(
+    provider: &CloudProviderSpec,
+    region: Option<&str>,
+    zone: Option<&str>,
+) -> Result<Placement, MappingError> {
+    let region = region
+        .or(provider.defaults.region.as_deref())
+        .ok_or(MappingError::RegionRequired)?
+        .to_string();
+    let zone = zone
+        .or_else(|| provider.defaults.zones.get(&region).map(String::as_str))
+        .ok_or_else(|| MappingError::ZoneRequired(region.clone()))?
+        .to_string();
+    Ok(Placement { region, zone })
+}
+
+/// Everything needed to run (or price) the instance on this provider.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceParams {
+    pub placement: Placement,
+    pub image_id: String,
+    pub instance_type: String,
+    pub system_disk: SystemDisk,
+    pub charge: cloud::ChargeMode,
+    /// Provider wire names, for status (e.g. `PostPaid`, `PayByTraffic`).
+    pub instance_charge_type: String,
+    pub internet_charge_type: Option<String>,
+}
+
+const DEFAULT_DISK_CATEGORY: &str = "cloud_essd";
+const DEFAULT_DISK_GIB: u32 = 40;
+
+/// Maps an EcsInstance spec onto the provider (the design's resolveImageId,
+/// resolveInstanceType, mapInstanceChargeMode and mapBandwidthMode).
+pub fn instance_params(
+    provider: &CloudProviderSpec,
+    spec: &EcsInstanceSpec,
+) -> Result<InstanceParams, MappingError> {
+    let placement = placement(provider, spec.region.as_deref(), spec.zone.as_deref())?;
+    let region = placement.region.as_str();
+    let catalog = &provider.catalog;
+    let regional = catalog.regions.get(region);
+
+    let image_id = regional
+        .and_then(|r| r.images.get(&spec.image_key))
+        .or_else(|| catalog.images.get(&spec.image_key))
+        .ok_or_else(|| MappingError::UnknownImageKey {
+            key: spec.image_key.clone(),
+            region: region.to_string(),
+        })?
+        .clone();
+
+    let instance_type = if let Some(t) = &spec.instance_type {
+        t.clone()
+    } else if let Some(model) = &spec.gpu_model {
+        let lookup = |m: &std::collections::BTreeMap<String, String>| {
+            m.get(model)
+                .or_else(|| m.get(&model.to_uppercase()))
+                .cloned()
+        };
+        regional
+            .and_then(|r| lookup(&r.gpu_models))
+            .or_else(|| lookup(&catalog.gpu_models))
+            .ok_or_else(|| MappingError::UnknownGpuModel {
+                model: model.clone(),
+                region: region.to_string(),
+            })?
+    } else if spec.cpu.is_some() || spec.memory_gib.is_some() {
+        let cpu = spec.cpu.unwrap_or(1);
+        let memory_gib = spec.memory_gib.unwrap_or(1);
+        catalog
+            .sizes
+            .iter()
+            .filter(|s| s.cpu >= cpu && s.memory_gib >= memory_gib)
+            .min_by_key(|s| (s.cpu, s.memory_gib))
+            .map(|s| s.instance_type.clone())
+            .ok_or(MappingError::NoMatchingSize { cpu, memory_gib })?
+    } else {
+        provider
+            .defaults
+            .instance_type
+            .clone()
+            .ok_or(MappingError::InstanceTypeRequired)?
+    };
+
+    let system_disk = SystemDisk {
+        category: spec
+            .system_disk
+            .as_ref()
+            .and_then(|d| d.category.clone())
+            .or_else(|| provider.defaults.system_disk_category.clone())
+            .unwrap_or_else(|| DEFAULT_DISK_CATEGORY.to_string()),
+        size_gib: spec
+            .system_disk
+            .as_ref()
+            .map(|d| d.size_gib)
+            .or(provider.defaults.system_disk_size_gib)
+            .unwrap_or(DEFAULT_DISK_GIB),
+    };
+
+    if spec.password_secret_ref.is_some() && provider.provider_type == ProviderType::Aws {
+        return Err(MappingError::PasswordUnsupported);
+    }
+
+    let charge = charge_mode(spec);
+    let bandwidth_mode = spec
+        .public_ip
+        .as_ref()
+        .filter(|p| p.allocate)
+        .map(|p| bandwidth_mode(p.bandwidth_mode));
+    Ok(InstanceParams {
+        placement,
+        image_id,
+        instance_type,
+        system_disk,
+        charge,
+        instance_charge_type: charge_wire(provider.provider_type, charge).to_string(),
+        internet_charge_type: bandwidth_mode
+            .map(|m| bandwidth_wire(provider.provider_type, m).to_string()),
+    })
+}
+
+pub fn charge_mode(spec: &EcsInstanceSpec) -> cloud::ChargeMode {
+    match spec.charge_mode {
+        ecs_instance::ChargeMode::OnDemand => cloud::ChargeMode::OnDemand,
+        ecs_instance::ChargeMode::Prepaid => cloud::ChargeMode::Prepaid {
+            months: spec.period_months.unwrap_or(1),
+        },
+    }
+}
+
+pub fn bandwidth_mode(mode: ecs_instance::BandwidthMode) -> cloud::BandwidthMode {
+    match mode {
+        ecs_instance::BandwidthMode::Traffic => cloud::BandwidthMode::Traffic,
+        ecs_instance::BandwidthMode::Fixed => cloud::BandwidthMode::Fixed,
+    }
+}
+
+/// The provider's name for a charge mode, as shown in status.
+pub fn charge_wire(provider: ProviderType, charge: cloud::ChargeMode) -> &'static str {
+    match (provider, charge) {
+        (ProviderType::Aliyun, c) => cloud::aliyun::charge_type_wire(c),
+        (ProviderType::Tencent, cloud::ChargeMode::OnDemand) => "POSTPAID_BY_HOUR",
+        (ProviderType::Tencent, cloud::ChargeMode::Prepaid { .. }) => "PREPAID",
+        (ProviderType::Aws, _) => "on-demand",
+    }
+}
+
+/// The provider's name for a bandwidth billing mode, as shown in status.
+pub fn bandwidth_wire(provider: ProviderType, mode: cloud::BandwidthMode) -> &'static str {
+    match (provider, mode) {
+        (ProviderType::Aliyun, m) => cloud::aliyun::bandwidth_mode_wire(m),
+        (ProviderType::Tencent, cloud::BandwidthMode::Traffic) => "TRAFFIC_POSTPAID_BY_HOUR",
+        (ProviderType::Tencent, cloud::BandwidthMode::Fixed) => "BANDWIDTH_POSTPAID_BY_HOUR",
+        (ProviderType::Aws, _) => "traffic",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::cloud_provider::*;
+    use crate::api::ecs_instance::*;
+
+    fn provider() -> CloudProviderSpec {
+        serde_json::from_value(serde_json::json!({
+            "type": "ALIYUN", "code": "ALIYUN",
+            "credentialsSecretRef": {"name": "c", "namespace": "ops"},
+            "defaults": {"region": "cn-hangzhou", "zones": {"cn-hangzhou": "cn-hangzhou-i", "cn-beijing": "cn-beijing-a"},
+                         "instanceType": "ecs.g7.large", "systemDiskCategory": "cloud_essd", "systemDiskSizeGiB": 40},
+            "catalog": {
+                "images": {"pytorch-1.12": "pytorch_1_12_cuda11_3_ubuntu20_04"},
+                "gpuModels": {"A100": "ecs.gn7-c12g1.3xlarge", "A10": "ecs.gn7i-c8g1.2xlarge"},
+                "sizes": [{"cpu": 4, "memoryGiB": 16, "instanceType": "ecs.g7.xlarge"},
+                          {"cpu": 2, "memoryGiB": 8, "instanceType": "ecs.g7.large"}],
+                "regions": {"cn-beijing": {"gpuModels": {"A100": "ecs.gn7e-c16g1.4xlarge"}}}
+            }
+        }))
+        .unwrap()
+    }
+
+    fn spec(extra: serde_json::Value) -> EcsInstanceSpec {
+        let mut base = serde_json::json!({"userId": "u1", "imageKey": "pytorch-1.12"});
+        base.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(base).unwrap()
+    }
+
+    #[test]
+    fn design_order_is_mapped() {
+        let p = instance_params(
+            &provider(),
+            &spec(
+                serde_json::json!({"gpuModel": "a100", "systemDisk": {"sizeGiB": 100},
+                "publicIp": {"allocate": true, "bandwidthMbps": 10}, "chargeMode": "ON_DEMAND"}),
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            p.placement,
+            Placement {
+                region: "cn-hangzhou".into(),
+                zone: "cn-hangzhou-i".into()
+            }
+        );
+        assert_eq!(p.image_id, "pytorch_1_12_cuda11_3_ubuntu20_04");
+        assert_eq!(p.instance_type, "ecs.gn7-c12g1.3xlarge");
+        assert_eq!(
+            p.system_disk,
+            SystemDisk {
+                category: "cloud_essd".into(),
+                size_gib: 100
+            }
+        );
+        assert_eq!(p.instance_charge_type, "PostPaid");
+        assert_eq!(p.internet_charge_type.as_deref(), Some("PayByTraffic"));
+    }
+
+    #[test]
+    fn regional_catalog_wins() {
+        let p = instance_params(
+            &provider(),
+            &spec(serde_json::json!({"gpuModel": "A100", "region": "cn-beijing"})),
+        )
+        .unwrap();
+        assert_eq!(p.instance_type, "ecs.gn7e-c16g1.4xlarge");
+        assert_eq!(p.placement.zone, "cn-beijing-a");
+    }
+
+    #[test]
+    fn instance_type_size_and_default() {
+        let p = instance_params(
+            &provider(),
+            &spec(serde_json::json!({"instanceType": "ecs.x"})),
+        )
+        .unwrap();
+        assert_eq!(p.instance_type, "ecs.x");
+        let p = instance_params(&provider(), &spec(serde_json::json!({"cpu": 3}))).unwrap();
+        assert_eq!(p.instance_type, "ecs.g7.xlarge");
+        let p = instance_params(&provider(), &spec(serde_json::json!({}))).unwrap();
+        assert_eq!(p.instance_type, "ecs.g7.large");
+        let p = instance_params(
+            &provider(),
+            &spec(serde_json::json!({"chargeMode": "PREPAID", "periodMonths": 3, "publicIp": {"allocate": true, "bandwidthMode": "FIXED"}})),
+        )
+        .unwrap();
+        assert_eq!(p.charge, cloud::ChargeMode::Prepaid { months: 3 });
+        assert_eq!(p.instance_charge_type, "PrePaid");
+        assert_eq!(p.internet_charge_type.as_deref(), Some("PayByBandwidth"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let reason = |extra| {
+            instance_params(&provider(), &spec(extra))
+                .unwrap_err()
+                .reason()
+        };
+        assert_eq!(
+            reason(serde_json::json!({"imageKey": "windows-95"})),
+            "UnknownImageKey"
+        );
+        assert_eq!(
+            reason(serde_json::json!({"gpuModel": "H100"})),
+            "UnknownGpuModel"
+        );
+        assert_eq!(reason(serde_json::json!({"cpu": 64})), "NoMatchingSize");
+        assert_eq!(
+            reason(serde_json::json!({"region": "us-east-1"})),
+            "ZoneRequired"
+        );
+        let mut p = provider();
+        p.defaults.region = None;
+        assert_eq!(
+            instance_params(&p, &spec(serde_json::json!({})))
+                .unwrap_err()
+                .reason(),
+            "RegionRequired"
+        );
+        p.defaults.region = Some("cn-hangzhou".into());
+        p.defaults.instance_type = None;
+        assert_eq!(
+            instance_params(&p, &spec(serde_json::json!({})))
+                .unwrap_err()
+                .reason(),
+            "InstanceTypeRequired"
+        );
+    }
+}

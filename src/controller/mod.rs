@@ -1,0 +1,207 @@
+//! Reconcilers of EcsInstance, UserNetwork and CloudProvider, and the operator's main loop.
+
+pub mod cloud_provider;
+pub mod context;
+pub mod ecs_instance;
+pub mod error;
+pub mod mapping;
+pub mod plan;
+pub mod tenancy;
+pub mod user_network;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use tracing::{info, warn};
+
+pub use context::{Context, OperatorConfig};
+pub use error::Error;
+
+use crate::api::{CloudProvider, EcsInstance, UserNetwork};
+use crate::scheduler::FixedPolicy;
+
+/// ClientTokens: ≤64 ASCII characters, unique per attempt, traceable to the object.
+pub mod token {
+    /// `<first 16 hex of the UID>-<16 random hex>`.
+    pub fn new(uid: &str) -> String {
+        let prefix: String = uid
+            .chars()
+            .filter(|c| c.is_ascii_hexdigit())
+            .take(16)
+            .collect();
+        format!("{prefix}-{:016x}", rand::random::<u64>())
+    }
+}
+
+/// A duration ±10 %, so periodic work of many objects spreads out.
+pub fn jittered(base: Duration) -> Duration {
+    let factor = 0.9 + rand::random::<f64>() * 0.2;
+    base.mul_f64(factor)
+}
+
+/// The UserNetwork an EcsInstance uses: its `networkRef`, else its user's silent network.
+pub fn network_name_of(inst: &EcsInstance) -> Option<String> {
+    if let Some(name) = &inst.spec.network_ref {
+        return Some(name.clone());
+    }
+    let provider = inst.spec.provider.as_deref()?;
+    let region = inst
+        .status
+        .as_ref()
+        .and_then(|s| s.region.clone())
+        .or_else(|| inst.spec.region.clone())?;
+    Some(tenancy::silent_network_name(
+        &inst.spec.user_id,
+        provider,
+        &region,
+    ))
+}
+
+/// How long to wait after a failed reconcile.
+fn error_policy<K>(_obj: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
+    let delay = match error.reason() {
+        "Throttled" => Duration::from_secs(5),
+        "Waiting" | "DependencyViolation" | "WrongState" => Duration::from_secs(2),
+        _ => Duration::from_secs(5),
+    };
+    warn!(reason = error.reason(), error = %error, "reconcile failed");
+    Action::requeue(jittered(delay))
+}
+
+fn log_result<T, E: std::fmt::Display>(
+    kind: &'static str,
+    result: Result<T, E>,
+) -> futures::future::Ready<()> {
+    if let Err(e) = result {
+        tracing::debug!(kind, error = %e, "reconcile error");
+    }
+    futures::future::ready(())
+}
+
+/// Runs the three controllers until the process is asked to stop.
+pub async fn run(client: Client, config: OperatorConfig) -> Result<(), Error> {
+    let watch = watcher::Config::default().any_semantic();
+    let controller_config = ControllerConfig::default().concurrency(config.concurrency);
+
+    // Namespaces: their tenant label is the tenancy boundary.
+    let (namespaces, namespace_writer) = reflector::store::<Namespace>();
+    let namespace_reflector = reflector::reflector(
+        namespace_writer,
+        watcher(Api::<Namespace>::all(client.clone()), watch.clone()),
+    )
+    .applied_objects()
+    .for_each(|_| futures::future::ready(()));
+    tokio::spawn(namespace_reflector);
+
+    let instances_ctl = Controller::new(Api::<EcsInstance>::all(client.clone()), watch.clone())
+        .with_config(controller_config.clone());
+    let networks_ctl = Controller::new(Api::<UserNetwork>::all(client.clone()), watch.clone())
+        .with_config(controller_config.clone());
+    let providers_ctl = Controller::new(Api::<CloudProvider>::all(client.clone()), watch.clone());
+    let instances = instances_ctl.store();
+    let networks = networks_ctl.store();
+    let providers = providers_ctl.store();
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        config,
+        providers: providers.clone(),
+        namespaces: namespaces.clone(),
+        networks: networks.clone(),
+        instances: instances.clone(),
+        drivers: context::DriverRegistry::new(client.clone()),
+        scheduler: Box::new(FixedPolicy),
+        recorder: Recorder::new(client.clone(), context::reporter()),
+    });
+
+    // An EcsInstance waits on its network and its provider: re-reconcile it when they change.
+    let instances_for_network = instances.clone();
+    let instances_for_provider = instances.clone();
+    let instances_ctl = instances_ctl
+        .watches(
+            Api::<UserNetwork>::all(client.clone()),
+            watch.clone(),
+            move |net| {
+                let namespace = net.namespace();
+                let name = net.name_any();
+                instances_for_network
+                    .state()
+                    .into_iter()
+                    .filter(|i| {
+                        i.namespace() == namespace
+                            && network_name_of(i).as_deref() == Some(name.as_str())
+                    })
+                    .map(|i| ObjectRef::from_obj(i.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .watches(
+            Api::<CloudProvider>::all(client.clone()),
+            watch.clone(),
+            move |provider| {
+                let code = provider.spec.code.clone();
+                instances_for_provider
+                    .state()
+                    .into_iter()
+                    .filter(|i| i.spec.provider.as_deref() == Some(code.as_str()))
+                    .map(|i| ObjectRef::from_obj(i.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        );
+
+    // A UserNetwork tracks its users (and waits for them on deletion) and its provider.
+    let networks_for_provider = networks.clone();
+    let networks_ctl = networks_ctl
+        .watches(
+            Api::<EcsInstance>::all(client.clone()),
+            watch.clone(),
+            |inst| {
+                let namespace = inst.namespace().unwrap_or_default();
+                network_name_of(&inst)
+                    .map(|name| ObjectRef::<UserNetwork>::new(&name).within(&namespace))
+            },
+        )
+        .watches(
+            Api::<CloudProvider>::all(client.clone()),
+            watch.clone(),
+            move |provider| {
+                let code = provider.spec.code.clone();
+                networks_for_provider
+                    .state()
+                    .into_iter()
+                    .filter(|n| n.spec.provider == code)
+                    .map(|n| ObjectRef::from_obj(n.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        );
+
+    info!("waiting for caches");
+    namespaces
+        .wait_until_ready()
+        .await
+        .map_err(|e| Error::Waiting(e.to_string()))?;
+
+    let instances_run = instances_ctl
+        .shutdown_on_signal()
+        .run(ecs_instance::reconcile, error_policy, ctx.clone())
+        .for_each(|r| log_result("EcsInstance", r));
+    let networks_run = networks_ctl
+        .shutdown_on_signal()
+        .run(user_network::reconcile, error_policy, ctx.clone())
+        .for_each(|r| log_result("UserNetwork", r));
+    let providers_run = providers_ctl
+        .shutdown_on_signal()
+        .run(cloud_provider::reconcile, error_policy, ctx.clone())
+        .for_each(|r| log_result("CloudProvider", r));
+    info!("controllers started");
+    tokio::join!(instances_run, networks_run, providers_run);
+    info!("controllers stopped");
+    Ok(())
+}
