@@ -60,9 +60,32 @@ pub struct Context {
     pub drivers: DriverRegistry,
     pub scheduler: Box<dyn Scheduler>,
     pub recorder: Recorder,
+    /// When each converged object (by UID) was last checked against the cloud, and at which
+    /// generation: wake-ups caused by our own status writes skip the cloud until resync is due.
+    pub verified: Mutex<HashMap<String, (Option<i64>, std::time::Instant)>>,
 }
 
 impl Context {
+    /// Time left before a converged object needs its next cloud check, if it was verified at
+    /// this generation less than ~one resync period ago.
+    pub fn verified_recently(&self, uid: &str, generation: Option<i64>) -> Option<Duration> {
+        let (seen_generation, at) = *self.verified.lock().get(uid)?;
+        // Jittered resyncs may come up to 10 % early; they still count as due.
+        let period = self.config.resync.mul_f64(0.85);
+        let elapsed = at.elapsed();
+        (seen_generation == generation && elapsed < period).then(|| self.config.resync - elapsed)
+    }
+
+    /// Records that an object converged at a generation (or forgets it when it did not).
+    pub fn mark_verified(&self, uid: &str, generation: Option<i64>, converged: bool) {
+        let mut verified = self.verified.lock();
+        if converged {
+            verified.insert(uid.to_string(), (generation, std::time::Instant::now()));
+        } else {
+            verified.remove(uid);
+        }
+    }
+
     /// Labels of a namespace, from the cache.
     pub fn namespace_labels(
         &self,

@@ -4,7 +4,7 @@ use crate::cloud::CloudError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("kubernetes API: {0}")]
+    #[error("kubernetes API: {}", kube_message(.0))]
     Kube(#[from] kube::Error),
     #[error(transparent)]
     Cloud(#[from] CloudError),
@@ -34,6 +34,14 @@ impl Error {
             },
             Self::Waiting(_) => "Waiting",
         }
+    }
+}
+
+/// The API server's own message, without the status object around it.
+fn kube_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
+        other => other.to_string(),
     }
 }
 

@@ -119,6 +119,7 @@ pub async fn run(client: Client, config: OperatorConfig) -> Result<(), Error> {
         drivers: context::DriverRegistry::new(client.clone()),
         scheduler: Box::new(FixedPolicy),
         recorder: Recorder::new(client.clone(), context::reporter()),
+        verified: Default::default(),
     });
 
     // An EcsInstance waits on its network and its provider: re-reconcile it when they change.

@@ -148,6 +148,14 @@ pub fn summarize(steps: &[Desired]) -> (Desired, Phase) {
     }
 }
 
+/// Reasons of a step that is simply not finished yet: no Warning for them.
+pub fn is_progress_reason(reason: &str) -> bool {
+    matches!(
+        reason,
+        "Starting" | "NetworkPending" | "Binding" | "Provisioning"
+    )
+}
+
 /// Reasons that need a spec change, not a retry.
 pub fn is_terminal_reason(reason: &str) -> bool {
     matches!(
@@ -179,7 +187,7 @@ pub fn new_failures<'a>(
 ) -> Vec<&'a Desired> {
     steps
         .iter()
-        .filter(|d| !d.status)
+        .filter(|d| !d.status && !is_progress_reason(&d.reason))
         .filter(|d| {
             conditions::find(previous, d.type_)
                 .is_none_or(|c| c.status == "True" || c.reason != d.reason)

@@ -113,6 +113,16 @@ async fn apply(net: &UserNetwork, ctx: &Context) -> Result<Action> {
     status.used_by = users;
     status.observed_generation = net.metadata.generation;
 
+    // Converged and checked recently: only the list of users may have changed.
+    let uid = net.uid().unwrap_or_default();
+    let observed = net.status.as_ref().and_then(|s| s.observed_generation);
+    if observed == net.metadata.generation
+        && let Some(remaining) = ctx.verified_recently(&uid, net.metadata.generation)
+    {
+        ctx.apply_status(net, net.status.as_ref(), &status).await?;
+        return Ok(Action::requeue(remaining));
+    }
+
     let (tenant, provider, placement) = match resolve_static(net, ctx) {
         Ok(v) => v,
         Err((reason, message)) => return refuse(net, ctx, status, reason, message).await,
@@ -144,6 +154,7 @@ async fn apply(net: &UserNetwork, ctx: &Context) -> Result<Action> {
                 ),
             );
             ctx.apply_status(net, net.status.as_ref(), &status).await?;
+            ctx.mark_verified(&uid, net.metadata.generation, true);
             Ok(Action::requeue(jittered(ctx.config.resync)))
         }
         Ok(false) => {
