@@ -23,6 +23,15 @@ cargo clippy --all-targets --quiet -- -D warnings
 step "cargo build"
 cargo build --quiet --bins
 
+step "crds/ is generated from the API types"
+generated=$(mktemp -d)
+target/debug/multicloud-ecs crdgen --out "$generated"
+if ! diff -ru crds "$generated"; then
+  echo "crds/ is stale: run 'target/debug/multicloud-ecs crdgen --out crds' and commit" >&2
+  exit 1
+fi
+rm -rf "$generated"
+
 step "cargo test"
 cargo test --quiet
 
@@ -31,3 +40,6 @@ if [[ -d tests/python ]]; then
   python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
   MCE_BIN="$ROOT/target/debug/multicloud-ecs" python3 -m pytest -q tests/python
 fi
+
+step "the main job in one command (scripts/demo.sh, on its own control plane)"
+MCE_CP_DIR=$(mktemp -d) MCE_DEMO_DIR=$(mktemp -d) bash -c 'trap "scripts/demo.sh down" EXIT; scripts/demo.sh'

@@ -13,6 +13,9 @@ pub enum SchedulingError {
     ProviderNotFound(String),
     #[error("CloudProvider {code:?} is unavailable: {why}")]
     ProviderUnavailable { code: String, why: String },
+    /// The provider was just created and has not been probed yet: wait, not a failure.
+    #[error("CloudProvider {0:?} has not been probed yet")]
+    ProviderPending(String),
 }
 
 impl SchedulingError {
@@ -21,6 +24,7 @@ impl SchedulingError {
             Self::ProviderRequired => "ProviderRequired",
             Self::ProviderNotFound(_) => "ProviderNotFound",
             Self::ProviderUnavailable { .. } => "ProviderUnavailable",
+            Self::ProviderPending(_) => "ProviderPending",
         }
     }
 }
@@ -79,7 +83,7 @@ pub fn check_available(provider: &CloudProvider) -> Result<(), SchedulingError> 
     match available {
         Some(c) if c.status == "True" => Ok(()),
         Some(c) => Err(unavailable(format!("{}: {}", c.reason, c.message))),
-        None => Err(unavailable("not probed yet".into())),
+        None => Err(SchedulingError::ProviderPending(provider.spec.code.clone())),
     }
 }
 
@@ -150,6 +154,6 @@ mod tests {
         assert_eq!(select(Some("AWS"), &providers), Err("ProviderNotFound"));
         assert_eq!(select(Some("OFF"), &providers), Err("ProviderUnavailable"));
         assert_eq!(select(Some("DOWN"), &providers), Err("ProviderUnavailable"));
-        assert_eq!(select(Some("NEW"), &providers), Err("ProviderUnavailable"));
+        assert_eq!(select(Some("NEW"), &providers), Err("ProviderPending"));
     }
 }
