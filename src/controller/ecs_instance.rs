@@ -34,6 +34,8 @@ use crate::scheduler::SchedulingRequest;
 
 /// Look again soon while the cloud is still moving (instance booting, EIP in transition).
 const SHORT_REQUEUE: Duration = Duration::from_secs(1);
+/// How long a created instance may stay invisible to Describe before it counts as lost.
+const VISIBILITY_GRACE_SECONDS: i64 = 300;
 /// Retry after a stock or quota failure.
 const CAPACITY_REQUEUE: Duration = Duration::from_secs(30);
 
@@ -131,6 +133,19 @@ fn resolve(inst: &EcsInstance, ctx: &Context) -> std::result::Result<Resolved, R
 struct Progress {
     status: EcsInstanceStatus,
     steps: Vec<Desired>,
+    /// The status last written in this reconcile, so an unchanged status is not written twice.
+    written: Option<EcsInstanceStatus>,
+}
+
+impl Progress {
+    /// Writes the status if it differs from what the API server holds.
+    async fn save(&mut self, inst: &EcsInstance, ctx: &Context) -> Result<()> {
+        let current = self.written.as_ref().or(inst.status.as_ref());
+        if ctx.apply_status(inst, current, &self.status).await? {
+            self.written = Some(self.status.clone());
+        }
+        Ok(())
+    }
 }
 
 impl Progress {
@@ -150,6 +165,7 @@ async fn apply(inst: &EcsInstance, ctx: &Context) -> Result<Action> {
     let mut progress = Progress {
         status: inst.status.clone().unwrap_or_default(),
         steps: Vec::new(),
+        written: None,
     };
     progress.status.observed_generation = inst.meta().generation;
 
@@ -456,11 +472,7 @@ impl Run<'_> {
 
     /// Persists tokens (and ids) before the cloud calls that use them.
     async fn persist(&self, progress: &mut Progress) -> Result<()> {
-        let current = self.inst.status.as_ref();
-        self.ctx
-            .apply_status(self.inst, current, &progress.status)
-            .await?;
-        Ok(())
+        progress.save(self.inst, self.ctx).await
     }
 
     /// Finds or creates the instance. `Ok(None)`: created and not yet visible.
@@ -480,6 +492,24 @@ impl Run<'_> {
                 && instance.status != InstanceStatus::Terminated
             {
                 return Ok(Some(instance));
+            }
+            // A just-created instance may not be visible yet (eventual consistency): it counts
+            // as lost only once it had been seen running.
+            let seen_running_or_overdue = self.inst.status.as_ref().is_some_and(|s| {
+                conditions::find(&s.conditions, conditions::INSTANCE_READY).is_some_and(|c| {
+                    c.status == "True"
+                        || Timestamp::now().duration_since(c.last_transition_time.0)
+                            > jiff::SignedDuration::from_secs(VISIBILITY_GRACE_SECONDS)
+                })
+            });
+            if !seen_running_or_overdue {
+                progress.step(
+                    conditions::INSTANCE_READY,
+                    false,
+                    "Starting",
+                    format!("instance {id} is not visible yet"),
+                );
+                return Ok(None);
             }
             // Deleted outside Kubernetes: recreate with a new token.
             warn!(instance_id = %id, "instance gone from the cloud; recreating");
@@ -951,8 +981,7 @@ async fn finish(
     progress.status.phase = Some(phase);
 
     let became_ready = ready.status && !conditions::is_true(&previous, conditions::READY);
-    ctx.apply_status(inst, inst.status.as_ref(), &progress.status)
-        .await?;
+    progress.save(inst, ctx).await?;
     for failure in plan::new_failures(&previous, &progress.steps) {
         ctx.publish(
             inst,
