@@ -41,11 +41,31 @@ struct RunArgs {
     /// Log as JSON lines.
     #[arg(long, env = "MCE_LOG_JSON")]
     log_json: bool,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `info,multicloud_ecs=debug`.
+    #[arg(long, env = "MCE_LOG", default_value = "info,kube=warn")]
+    log_level: String,
+    /// Serve /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:8080).
+    #[arg(long, env = "MCE_HTTP_ADDR")]
+    http_addr: Option<std::net::SocketAddr>,
+    /// Reconcile only while holding a coordination.k8s.io Lease (for several replicas).
+    #[arg(long, env = "MCE_LEADER_ELECTION")]
+    leader_election: bool,
+    /// Namespace of the leader Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// Name of the leader Lease.
+    #[arg(long, env = "MCE_LEASE_NAME", default_value = "multicloud-ecs-leader")]
+    lease_name: String,
+    /// Seconds the lease stays valid without renewal (the takeover time after a crash).
+    #[arg(long, env = "MCE_LEASE_SECONDS", default_value_t = 15)]
+    lease_seconds: u64,
+    /// Identity of this process in the Lease (defaults to POD_NAME, else host name and pid).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
 }
 
 async fn run_operator(args: RunArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MCE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)?;
     if args.log_json {
         tracing_subscriber::fmt()
             .json()
@@ -55,15 +75,30 @@ async fn run_operator(args: RunArgs) -> Result<(), Box<dyn std::error::Error + S
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
     let client = kube::Client::try_default().await?;
-    let config = multicloud_ecs::controller::OperatorConfig {
-        resync: std::time::Duration::from_secs(args.resync_seconds),
-        probe_interval: std::time::Duration::from_secs(args.probe_seconds),
-        concurrency: args.concurrency,
-        failpoint: std::env::var("MCE_FAILPOINT")
-            .ok()
-            .filter(|f| !f.is_empty()),
+    let identity = args.identity.unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    });
+    let options = multicloud_ecs::operator::OperatorOptions {
+        config: multicloud_ecs::controller::OperatorConfig {
+            resync: std::time::Duration::from_secs(args.resync_seconds),
+            probe_interval: std::time::Duration::from_secs(args.probe_seconds),
+            concurrency: args.concurrency,
+            failpoint: std::env::var("MCE_FAILPOINT")
+                .ok()
+                .filter(|f| !f.is_empty()),
+        },
+        http_addr: args.http_addr,
+        leader_election: args
+            .leader_election
+            .then_some(multicloud_ecs::operator::LeaderElection {
+                namespace: args.lease_namespace,
+                lease_name: args.lease_name,
+                identity,
+                lease_seconds: args.lease_seconds,
+            }),
     };
-    multicloud_ecs::controller::run(client, config).await?;
+    multicloud_ecs::operator::run(client, options).await?;
     Ok(())
 }
 

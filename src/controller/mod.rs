@@ -85,8 +85,42 @@ fn log_result<T, E: std::fmt::Display>(
     futures::future::ready(())
 }
 
-/// Runs the three controllers until the process is asked to stop.
-pub async fn run(client: Client, config: OperatorConfig) -> Result<(), Error> {
+/// Runs a reconcile, recording its duration and failure reason.
+async fn timed(
+    controller: &'static str,
+    reconcile: impl std::future::Future<Output = Result<Action, Error>>,
+) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile.await;
+    crate::metrics::record_reconcile(controller, started.elapsed());
+    if let Err(e) = &result {
+        crate::metrics::record_failure(controller, e.reason());
+    }
+    result
+}
+
+/// Keeps the instances-by-phase gauge current from the cache.
+async fn publish_phases(instances: reflector::Store<EcsInstance>) {
+    loop {
+        let mut counts: std::collections::BTreeMap<String, i64> = Default::default();
+        for inst in instances.state() {
+            let phase = inst
+                .status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .map_or_else(|| "Unknown".to_string(), |p| format!("{p:?}"));
+            *counts.entry(phase).or_default() += 1;
+        }
+        crate::metrics::set_instance_phases(&counts.into_iter().collect::<Vec<_>>());
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+}
+
+/// Runs the three controllers until `shutdown` resolves.
+pub async fn run<S>(client: Client, config: OperatorConfig, shutdown: S) -> Result<(), Error>
+where
+    S: std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
+{
     let watch = watcher::Config::default().any_semantic();
     let controller_config = ControllerConfig::default().concurrency(config.concurrency);
 
@@ -98,7 +132,7 @@ pub async fn run(client: Client, config: OperatorConfig) -> Result<(), Error> {
     )
     .applied_objects()
     .for_each(|_| futures::future::ready(()));
-    tokio::spawn(namespace_reflector);
+    let namespace_task = tokio::spawn(namespace_reflector);
 
     let instances_ctl = Controller::new(Api::<EcsInstance>::all(client.clone()), watch.clone())
         .with_config(controller_config.clone());
@@ -189,20 +223,35 @@ pub async fn run(client: Client, config: OperatorConfig) -> Result<(), Error> {
         .await
         .map_err(|e| Error::Waiting(e.to_string()))?;
 
+    let phases_task = tokio::spawn(publish_phases(instances.clone()));
     let instances_run = instances_ctl
-        .shutdown_on_signal()
-        .run(ecs_instance::reconcile, error_policy, ctx.clone())
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            |obj, ctx| timed("EcsInstance", ecs_instance::reconcile(obj, ctx)),
+            error_policy,
+            ctx.clone(),
+        )
         .for_each(|r| log_result("EcsInstance", r));
     let networks_run = networks_ctl
-        .shutdown_on_signal()
-        .run(user_network::reconcile, error_policy, ctx.clone())
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            |obj, ctx| timed("UserNetwork", user_network::reconcile(obj, ctx)),
+            error_policy,
+            ctx.clone(),
+        )
         .for_each(|r| log_result("UserNetwork", r));
     let providers_run = providers_ctl
-        .shutdown_on_signal()
-        .run(cloud_provider::reconcile, error_policy, ctx.clone())
+        .graceful_shutdown_on(shutdown)
+        .run(
+            |obj, ctx| timed("CloudProvider", cloud_provider::reconcile(obj, ctx)),
+            error_policy,
+            ctx.clone(),
+        )
         .for_each(|r| log_result("CloudProvider", r));
     info!("controllers started");
     tokio::join!(instances_run, networks_run, providers_run);
+    phases_task.abort();
+    namespace_task.abort();
     info!("controllers stopped");
     Ok(())
 }

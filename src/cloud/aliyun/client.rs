@@ -225,7 +225,14 @@ impl RpcClient {
             self.limiter.acquire(region).await;
             self.attempts.fetch_add(1, Ordering::Relaxed);
             tracing::Span::current().record("attempt", attempt);
-            match self.send_once(service, &endpoint, action, &params).await {
+            let started = std::time::Instant::now();
+            let result = self.send_once(service, &endpoint, action, &params).await;
+            let outcome = match &result {
+                Ok(_) => "success",
+                Err(e) => e.class.reason(),
+            };
+            crate::metrics::record_cloud_call(PROVIDER, action, outcome, started.elapsed());
+            match result {
                 Ok((body, request_id)) => {
                     tracing::Span::current().record("request_id", request_id.as_str());
                     tracing::debug!(attempt, request_id = %request_id, "aliyun call succeeded");
