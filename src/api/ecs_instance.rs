@@ -49,7 +49,10 @@ use super::{DeletionPolicy, SecretKeyRef};
     validation = Rule::new("has(self.networkRef) == has(oldSelf.networkRef) && (!has(self.networkRef) || self.networkRef == oldSelf.networkRef)").message("networkRef is immutable"),
     validation = Rule::new("has(self.instanceName) == has(oldSelf.instanceName) && (!has(self.instanceName) || self.instanceName == oldSelf.instanceName)").message("instanceName is immutable"),
     validation = Rule::new("has(self.passwordSecretRef) == has(oldSelf.passwordSecretRef) && has(self.keyPairName) == has(oldSelf.keyPairName) && (!has(self.keyPairName) || self.keyPairName == oldSelf.keyPairName)").message("login method is immutable"),
-    validation = Rule::new("self.chargeMode == oldSelf.chargeMode").message("chargeMode is immutable")
+    validation = Rule::new("self.chargeMode == oldSelf.chargeMode && has(self.periodMonths) == has(oldSelf.periodMonths) && (!has(self.periodMonths) || self.periodMonths == oldSelf.periodMonths)").message("chargeMode and periodMonths are immutable"),
+    validation = Rule::new("has(self.passwordSecretRef) == has(oldSelf.passwordSecretRef) && (!has(self.passwordSecretRef) || self.passwordSecretRef == oldSelf.passwordSecretRef)").message("passwordSecretRef is immutable"),
+    validation = Rule::new("has(self.description) == has(oldSelf.description) && (!has(self.description) || self.description == oldSelf.description)").message("description is immutable"),
+    validation = Rule::new("has(self.extensions) == has(oldSelf.extensions) && (!has(self.extensions) || self.extensions == oldSelf.extensions)").message("extensions are immutable")
 )]
 pub struct EcsInstanceSpec {
     /// Code of the CloudProvider to run on (e.g. `ALIYUN`). Required by the fixed scheduling
