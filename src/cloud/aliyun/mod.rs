@@ -386,6 +386,44 @@ impl AliyunDriver {
     }
 
     /// Transport counters (attempts, retries) since the driver was built.
+    /// Authorizes or revokes rules in one call. When the cloud answers that one of them
+    /// already is (or is not) there — older API behaviour — the rules are sent one by one, so
+    /// the others are not lost, and that answer counts as success.
+    async fn change_rules(
+        &self,
+        region: &str,
+        group_id: &str,
+        rules: &[PortRule],
+        action: &str,
+        already_done: fn(&str) -> bool,
+    ) -> CloudResult<()> {
+        if rules.is_empty() {
+            return Ok(());
+        }
+        let call = |rules: &[PortRule]| {
+            self.call_ok(
+                Service::Ecs,
+                region,
+                action,
+                permission_params(group_id, rules),
+            )
+        };
+        match call(rules).await {
+            Err(e) if already_done(&e.code) => {
+                if rules.len() > 1 {
+                    for rule in rules {
+                        match call(std::slice::from_ref(rule)).await {
+                            Err(e) if already_done(&e.code) => {}
+                            other => other?,
+                        }
+                    }
+                }
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     pub fn stats(&self) -> TransportStats {
         self.client.stats()
     }
@@ -646,41 +684,14 @@ impl CloudDriver for AliyunDriver {
         group_id: &str,
         rules: &[PortRule],
     ) -> CloudResult<()> {
-        if rules.is_empty() {
-            return Ok(());
-        }
-        match self
-            .call_ok(
-                Service::Ecs,
-                region,
-                "AuthorizeSecurityGroup",
-                permission_params(group_id, rules),
-            )
-            .await
-        {
-            Err(e) if errors::is_duplicate_rule(&e.code) => {
-                if rules.len() == 1 {
-                    return Ok(());
-                }
-                // One of several rules exists: add them one by one so the others are not lost.
-                for rule in rules {
-                    match self
-                        .call_ok(
-                            Service::Ecs,
-                            region,
-                            "AuthorizeSecurityGroup",
-                            permission_params(group_id, std::slice::from_ref(rule)),
-                        )
-                        .await
-                    {
-                        Err(e) if errors::is_duplicate_rule(&e.code) => {}
-                        other => other?,
-                    }
-                }
-                Ok(())
-            }
-            other => other,
-        }
+        self.change_rules(
+            region,
+            group_id,
+            rules,
+            "AuthorizeSecurityGroup",
+            errors::is_duplicate_rule,
+        )
+        .await
     }
 
     async fn revoke_ingress(
@@ -689,40 +700,14 @@ impl CloudDriver for AliyunDriver {
         group_id: &str,
         rules: &[PortRule],
     ) -> CloudResult<()> {
-        if rules.is_empty() {
-            return Ok(());
-        }
-        match self
-            .call_ok(
-                Service::Ecs,
-                region,
-                "RevokeSecurityGroup",
-                permission_params(group_id, rules),
-            )
-            .await
-        {
-            Err(e) if errors::is_missing_rule(&e.code) => {
-                if rules.len() == 1 {
-                    return Ok(());
-                }
-                for rule in rules {
-                    match self
-                        .call_ok(
-                            Service::Ecs,
-                            region,
-                            "RevokeSecurityGroup",
-                            permission_params(group_id, std::slice::from_ref(rule)),
-                        )
-                        .await
-                    {
-                        Err(e) if errors::is_missing_rule(&e.code) => {}
-                        other => other?,
-                    }
-                }
-                Ok(())
-            }
-            other => other,
-        }
+        self.change_rules(
+            region,
+            group_id,
+            rules,
+            "RevokeSecurityGroup",
+            errors::is_missing_rule,
+        )
+        .await
     }
 
     async fn run_instance(&self, req: &RunInstance) -> CloudResult<String> {
