@@ -32,6 +32,13 @@ if ! diff -ru crds "$generated"; then
 fi
 rm -rf "$generated"
 
+# --- Helm chart (issue 5): CRD templates generated from crds/, helm lint, and the rendered chart
+# accepted by the real API server (kubectl apply --dry-run=server). Builds Helm once if missing;
+# tests/chart_rbac.rs (in cargo test below) uses it too.
+step "Helm chart: CRD templates current, helm lint, kubectl apply --dry-run=server"
+scripts/chart-check.sh
+# --- end Helm chart
+
 step "cargo test"
 cargo test --quiet
 
