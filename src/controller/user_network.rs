@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams};
+use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Resource, ResourceExt};
@@ -18,7 +18,7 @@ use super::tenancy::{self, TenancyError};
 use super::{jittered, mapping, network_name_of, token};
 use crate::api::conditions::{self, Desired};
 use crate::api::{
-    DeletionPolicy, FINALIZER, SILENT_ANNOTATION, UserNetwork, UserNetworkStatus, tags,
+    DeletionPolicy, EcsInstance, FINALIZER, SILENT_ANNOTATION, UserNetwork, UserNetworkStatus, tags,
 };
 use crate::cloud::{
     CloudDriver, CreateSecurityGroup, CreateSubnet, CreateVpc, ErrorClass, IgnoreNotFound, Tags,
@@ -57,6 +57,21 @@ fn users_of(net: &UserNetwork, ctx: &Context) -> Vec<String> {
         .collect();
     users.sort();
     users
+}
+
+/// Whether an EcsInstance uses the network, asked of the API server rather than the cache: right
+/// after a (re)start the EcsInstance cache may still be filling (each controller waits for its
+/// own cache only), and deleting a silent network that is in use strands its instances.
+async fn used_per_api_server(net: &UserNetwork, ctx: &Context) -> Result<bool> {
+    let name = net.name_any();
+    let api: Api<EcsInstance> =
+        Api::namespaced(ctx.client.clone(), &net.namespace().unwrap_or_default());
+    Ok(api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .any(|i| network_name_of(i).as_deref() == Some(name.as_str())))
 }
 
 /// Everything a step needs to know about the network.
@@ -100,6 +115,7 @@ async fn apply(net: &UserNetwork, ctx: &Context) -> Result<Action> {
     if net.annotations().contains_key(SILENT_ANNOTATION)
         && users.is_empty()
         && net.status.as_ref().is_some_and(|s| s.vpc_id.is_some())
+        && !used_per_api_server(net, ctx).await?
     {
         info!("silent network no longer used; deleting it");
         let api: Api<UserNetwork> =
