@@ -6,6 +6,8 @@
 //! Tests never skip: if the binaries are missing they fail with the command that builds them.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod operator;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
