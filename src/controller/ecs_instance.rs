@@ -191,6 +191,21 @@ async fn apply(inst: &EcsInstance, ctx: &Context) -> Result<Action> {
     progress.status.instance_charge_type = Some(params.instance_charge_type.clone());
     progress.status.internet_charge_type = params.internet_charge_type.clone();
 
+    // Input that can be refused without the cloud is refused before any cloud call, the
+    // network's included: while the instance is still to be created, check its login Secret.
+    if progress.status.instance_id.is_none() {
+        match Run::login(inst, ctx, &mut progress).await {
+            Ok(_) => {}
+            Err(StepError::Refused(delay)) => {
+                return finish(inst, ctx, progress, Some(delay)).await;
+            }
+            Err(StepError::Failed(e)) => {
+                finish(inst, ctx, progress, None).await?;
+                return Err(e);
+            }
+        }
+    }
+
     // 1. The user's network.
     let Some(network) = ensure_network(inst, ctx, &resolved, &mut progress).await? else {
         return finish(inst, ctx, progress, Some(Duration::from_secs(2))).await;
@@ -542,7 +557,7 @@ impl Run<'_> {
         }
 
         let security_group = self.ensure_security_group(progress).await?;
-        let login = self.login(progress).await?;
+        let login = Self::login(self.inst, self.ctx, progress).await?;
 
         // Token first, persisted, then the call.
         if progress.status.client_token.is_none() {
@@ -660,17 +675,19 @@ impl Run<'_> {
     }
 
     /// The login credential; the password is read from its Secret only when about to create.
-    async fn login(&self, progress: &mut Progress) -> std::result::Result<Login, StepError> {
-        if let Some(name) = &self.inst.spec.key_pair_name {
+    async fn login(
+        inst: &EcsInstance,
+        ctx: &Context,
+        progress: &mut Progress,
+    ) -> std::result::Result<Login, StepError> {
+        if let Some(name) = &inst.spec.key_pair_name {
             return Ok(Login::KeyPair(name.clone()));
         }
-        let Some(secret_ref) = &self.inst.spec.password_secret_ref else {
+        let Some(secret_ref) = &inst.spec.password_secret_ref else {
             return Ok(Login::None);
         };
-        let api: Api<KubeSecret> = Api::namespaced(
-            self.ctx.client.clone(),
-            &self.inst.namespace().unwrap_or_default(),
-        );
+        let api: Api<KubeSecret> =
+            Api::namespaced(ctx.client.clone(), &inst.namespace().unwrap_or_default());
         let refuse = |progress: &mut Progress, reason: &'static str, message: String| {
             progress.step(conditions::INSTANCE_READY, false, reason, message);
             StepError::Refused(CAPACITY_REQUEUE)
