@@ -583,33 +583,8 @@ impl Env {
             .map(|_| ())
     }
 
-    /// Waits until the EcsInstance is Ready (and its status describes the current generation).
-    pub async fn wait_ready(&self, ns: &str, name: &str) -> EcsInstance {
-        let api = self.instances_in(ns);
-        let what = format!("EcsInstance {ns}/{name} Ready");
-        let mut last = None;
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(inst) = api.get(name).await {
-                if is_ready(&inst) {
-                    return inst;
-                }
-                last = Some(inst);
-            }
-            if Instant::now() >= deadline {
-                let status = last
-                    .and_then(|i| i.status)
-                    .map(|s| serde_json::to_string_pretty(&s).unwrap());
-                panic!(
-                    "timed out waiting for {what}; last status: {status:?}\noperator log tail:\n{}",
-                    tail(&self.logs(), 40)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    /// Waits until `check` holds for the EcsInstance.
+    /// Waits until `check` holds for the EcsInstance (on timeout, fails with its last status
+    /// and the operator's log tail).
     pub async fn wait_instance<T>(
         &self,
         ns: &str,
@@ -618,13 +593,33 @@ impl Env {
         check: impl Fn(&EcsInstance) -> Option<T>,
     ) -> T {
         let api = self.instances_in(ns);
-        let check = &check;
-        let what = format!("EcsInstance {ns}/{name}: {what}");
-        wait_for(&what, WAIT, || {
-            let api = api.clone();
-            async move { api.get(name).await.ok().and_then(|i| check(&i)) }
-        })
-        .await
+        let mut last = None;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(inst) = api.get(name).await {
+                if let Some(v) = check(&inst) {
+                    return v;
+                }
+                last = Some(inst);
+            }
+            if Instant::now() >= deadline {
+                let status = last
+                    .and_then(|i| i.status)
+                    .map(|s| serde_json::to_string_pretty(&s).unwrap());
+                panic!(
+                    "timed out waiting for EcsInstance {ns}/{name}: {what}; last status: {}\noperator log tail:\n{}",
+                    status.unwrap_or_else(|| "none".into()),
+                    tail(&self.logs(), 40)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Waits until the EcsInstance is Ready (and its status describes the current generation).
+    pub async fn wait_ready(&self, ns: &str, name: &str) -> EcsInstance {
+        self.wait_instance(ns, name, "Ready", |i| is_ready(i).then(|| i.clone()))
+            .await
     }
 
     /// Waits until `check` holds for the emulator's state.
