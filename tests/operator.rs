@@ -478,7 +478,7 @@ async fn crash_after_run_instances_leaves_exactly_one_instance() {
     let cloud = env.cloud();
     assert_eq!(count(&cloud, "instances"), 1, "{}", cloud["counts"]);
     assert_eq!(
-        tag(&items(&cloud, "instances")[0], "multicloud-ecs/uid"),
+        tag(items(&cloud, "instances")[0], "multicloud-ecs/uid"),
         created.uid().as_deref()
     );
     let calls = env.emulator.state().calls().by_action;
