@@ -344,13 +344,8 @@ async fn invalid_manifests_are_refused_without_cloud_calls() {
     env.finish().await;
 }
 
-/// An EcsInstance without `provider` should stay unscheduled with reason ProviderRequired (API
-/// docs of `spec.provider`). It does not: the CEL rule `self.provider == oldSelf.provider`
-/// (src/api/ecs_instance.rs) fails with "no such key: provider" on every update of such an
-/// object, the operator's finalizer patch included, so no condition is ever written and the
-/// object cannot be edited either.
+/// An EcsInstance without `provider` stays unscheduled with reason ProviderRequired.
 #[tokio::test]
-#[ignore = "known bug: the provider immutability rule errors when spec.provider is absent"]
 async fn an_instance_without_provider_is_refused_with_provider_required() {
     let env = Env::start("no-provider").await;
     let ns = env.ns.name.clone();

@@ -36,7 +36,7 @@ use super::{DeletionPolicy, SecretKeyRef};
     validation = Rule::new("self.chargeMode != 'PREPAID' || has(self.periodMonths)").message("chargeMode PREPAID requires periodMonths"),
     validation = Rule::new("self.chargeMode == 'PREPAID' || !has(self.periodMonths)").message("periodMonths is only valid with chargeMode PREPAID"),
     validation = Rule::new("!has(self.passwordSecretRef) || !has(self.keyPairName)").message("set passwordSecretRef or keyPairName, not both"),
-    validation = Rule::new("self.provider == oldSelf.provider").message("provider is immutable"),
+    validation = Rule::new("has(self.provider) == has(oldSelf.provider) && (!has(self.provider) || self.provider == oldSelf.provider)").message("provider is immutable"),
     validation = Rule::new("has(self.region) == has(oldSelf.region) && (!has(self.region) || self.region == oldSelf.region)").message("region is immutable"),
     validation = Rule::new("has(self.zone) == has(oldSelf.zone) && (!has(self.zone) || self.zone == oldSelf.zone)").message("zone is immutable"),
     validation = Rule::new("self.imageKey == oldSelf.imageKey").message("imageKey is immutable"),
