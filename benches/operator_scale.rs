@@ -1,0 +1,1549 @@
+//! Scale of the operator, end to end: apply N EcsInstances and measure the time until all are
+//! Ready, the API-server writes and cloud calls per instance (by resource and by action), the
+//! operator's peak RSS, and what happens during a steady-state window after convergence.
+//!
+//! ```sh
+//! cargo bench --bench operator_scale -- --instances 100
+//! cargo bench --bench operator_scale -- --instances 1000 --steady-seconds 60
+//! ```
+//!
+//! Real parts only: the control plane of `scripts/control-plane.sh` (etcd + kube-apiserver), the
+//! emulator (`multicloud-ecs emulator`) and the operator (`multicloud-ecs run`) as separate
+//! release-built processes. By default the control plane is a dedicated copy
+//! (`MCE_CP_DIR=$TMPDIR/multicloud-ecs-bench-cp-<pid>`), started for the run and stopped after it:
+//! the API server's write counters are global, and an operator started by a concurrent test run
+//! on the shared copy would reconcile the benchmark's objects too. `--shared-control-plane` uses
+//! the shared copy instead, `--keep-control-plane` leaves the dedicated one running.
+//!
+//! Measurements:
+//! - writes: `apiserver_request_total` (verbs POST, PUT, PATCH, APPLY, DELETE, DELETECOLLECTION)
+//!   scraped from `/metrics` before and after, by resource; the benchmark's own creates are
+//!   subtracted; `leases` are the API server's own heartbeats (the operator takes no lease);
+//! - cloud calls: the emulator's `GET /_emulator/calls`, by action;
+//! - memory: `VmHWM` of the operator's `/proc/<pid>/status`;
+//! - CPU: utime + stime of operator, kube-apiserver, etcd, emulator and this process from
+//!   `/proc/<pid>/stat`, to show where the time goes, and the rest of the machine's busy time
+//!   (`/proc/stat`): other work on a shared host skews every figure;
+//! - reconciles: the operator's own `/metrics` (`--http-addr`), by controller and failure reason;
+//! - readiness: a watch on the namespace's EcsInstances (condition `Ready=True`).
+//!
+//! Options (defaults in brackets): `--instances N` [100], `--steady-seconds S` [60],
+//! `--resync-seconds S` [20] and `--probe-seconds S` [30] (operator, so both happen in the steady
+//! window), `--operator-concurrency N` [operator default], `--apply-concurrency N` [32],
+//! `--users N` [10] (instances are spread over N users, one silent network each),
+//! `--no-public-ip`, `--no-ports`, `--boot-delay-ms MS` [2000, the emulator's default],
+//! `--timeout-seconds S` [600], `--shared-control-plane`, `--keep-control-plane`.
+//! Logs of the operator and the emulator are kept under `target/tmp/operator-scale-<run>/`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::watcher;
+use kube::{Api, Client, Config, ResourceExt};
+use multicloud_ecs::api::{CloudProvider, EcsInstance, UserNetwork};
+use parking_lot::Mutex;
+use serde_json::json;
+
+const REGION: &str = "cn-hangzhou";
+const FIELD_MANAGER: &str = "operator-scale-bench";
+const WRITE_VERBS: &[&str] = &[
+    "POST",
+    "PUT",
+    "PATCH",
+    "APPLY",
+    "DELETE",
+    "DELETECOLLECTION",
+];
+
+// ---------------------------------------------------------------- arguments
+
+#[derive(Debug, Clone)]
+struct Args {
+    instances: usize,
+    steady_seconds: u64,
+    resync_seconds: u64,
+    probe_seconds: u64,
+    operator_concurrency: Option<u16>,
+    apply_concurrency: usize,
+    users: usize,
+    public_ip: bool,
+    ports: bool,
+    boot_delay_ms: u64,
+    timeout_seconds: u64,
+    shared_control_plane: bool,
+    keep_control_plane: bool,
+}
+
+impl Args {
+    fn parse() -> Self {
+        let mut args = Args {
+            instances: 100,
+            steady_seconds: 60,
+            resync_seconds: 20,
+            probe_seconds: 30,
+            operator_concurrency: None,
+            apply_concurrency: 32,
+            users: 10,
+            public_ip: true,
+            ports: true,
+            boot_delay_ms: 2000,
+            timeout_seconds: 600,
+            shared_control_plane: false,
+            keep_control_plane: false,
+        };
+        let mut it = std::env::args().skip(1);
+        while let Some(arg) = it.next() {
+            let (key, inline) = match arg.split_once('=') {
+                Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                None => (arg.clone(), None),
+            };
+            let mut value = |name: &str| -> String {
+                inline
+                    .clone()
+                    .or_else(|| it.next())
+                    .unwrap_or_else(|| usage(&format!("{name} needs a value")))
+            };
+            fn num<T: std::str::FromStr>(name: &str, v: String) -> T {
+                v.parse()
+                    .unwrap_or_else(|_| usage(&format!("{name}: not a number: {v}")))
+            }
+            match key.as_str() {
+                // `cargo bench` passes `--bench` to every harness-less bench.
+                "--bench" => {}
+                "--instances" | "-n" => args.instances = num(&key, value(&key)),
+                "--steady-seconds" => args.steady_seconds = num(&key, value(&key)),
+                "--resync-seconds" => args.resync_seconds = num(&key, value(&key)),
+                "--probe-seconds" => args.probe_seconds = num(&key, value(&key)),
+                "--operator-concurrency" => {
+                    args.operator_concurrency = Some(num(&key, value(&key)))
+                }
+                "--apply-concurrency" => args.apply_concurrency = num(&key, value(&key)),
+                "--users" => args.users = num(&key, value(&key)),
+                "--no-public-ip" => args.public_ip = false,
+                "--no-ports" => args.ports = false,
+                "--boot-delay-ms" => args.boot_delay_ms = num(&key, value(&key)),
+                "--timeout-seconds" => args.timeout_seconds = num(&key, value(&key)),
+                "--shared-control-plane" => args.shared_control_plane = true,
+                "--keep-control-plane" => args.keep_control_plane = true,
+                "--help" | "-h" => usage(""),
+                other => usage(&format!("unknown argument {other}")),
+            }
+        }
+        if args.instances == 0 || args.users == 0 || args.apply_concurrency == 0 {
+            usage("--instances, --users and --apply-concurrency must be positive");
+        }
+        args
+    }
+}
+
+fn usage(problem: &str) -> ! {
+    if !problem.is_empty() {
+        eprintln!("operator_scale: {problem}");
+    }
+    eprintln!(
+        "usage: cargo bench --bench operator_scale -- [--instances N] [--steady-seconds S] \
+         [--resync-seconds S] [--probe-seconds S] [--operator-concurrency N] \
+         [--apply-concurrency N] [--users N] [--no-public-ip] [--no-ports] [--boot-delay-ms MS] \
+         [--timeout-seconds S] [--shared-control-plane] [--keep-control-plane]"
+    );
+    std::process::exit(if problem.is_empty() { 0 } else { 2 })
+}
+
+// ---------------------------------------------------------------- processes
+
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The control plane of `scripts/control-plane.sh`, stopped on drop when the bench owns it.
+struct ControlPlane {
+    state_dir: Option<PathBuf>,
+    kubeconfig: PathBuf,
+    stop_on_drop: bool,
+}
+
+impl ControlPlane {
+    fn script(state_dir: Option<&Path>, args: &[&str]) -> Result<String, String> {
+        let mut cmd = Command::new("bash");
+        cmd.arg(repo_root().join("scripts/control-plane.sh"))
+            .args(args);
+        match state_dir {
+            Some(dir) => cmd.env("MCE_CP_DIR", dir),
+            None => cmd.env_remove("MCE_CP_DIR"),
+        };
+        let out = cmd.output().map_err(|e| format!("control-plane.sh: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "`scripts/control-plane.sh {}` failed:\n{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    fn up(args: &Args) -> Result<Self, String> {
+        // Unique per run, so concurrent runs never share (or stop) each other's copy; a kept copy
+        // has a fixed name so the next run reuses it.
+        let dir_name = if args.keep_control_plane {
+            "multicloud-ecs-bench-cp".to_string()
+        } else {
+            format!("multicloud-ecs-bench-cp-{}", std::process::id())
+        };
+        let state_dir = (!args.shared_control_plane).then(|| std::env::temp_dir().join(dir_name));
+        for binary in Self::script(state_dir.as_deref(), &["binaries"])?.lines() {
+            if !Path::new(binary).exists() {
+                return Err(format!(
+                    "control-plane binary {binary} is missing; build it with: scripts/control-plane.sh build"
+                ));
+            }
+        }
+        let started = Instant::now();
+        Self::script(state_dir.as_deref(), &["up"])?;
+        let kubeconfig = PathBuf::from(Self::script(state_dir.as_deref(), &["kubeconfig"])?);
+        eprintln!(
+            "control plane up in {:.1} s ({}), kubeconfig {}",
+            started.elapsed().as_secs_f64(),
+            if args.shared_control_plane {
+                "shared"
+            } else {
+                "dedicated"
+            },
+            kubeconfig.display()
+        );
+        let stop_on_drop = state_dir.is_some() && !args.keep_control_plane;
+        Ok(Self {
+            state_dir,
+            kubeconfig,
+            stop_on_drop,
+        })
+    }
+
+    /// (name, pid) of etcd and kube-apiserver.
+    fn pids(&self) -> Vec<(&'static str, u32)> {
+        let dir = self
+            .kubeconfig
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        ["kube-apiserver", "etcd"]
+            .into_iter()
+            .filter_map(|name| {
+                let pid = std::fs::read_to_string(dir.join(format!("{name}.pid"))).ok()?;
+                Some((name, pid.trim().parse().ok()?))
+            })
+            .collect()
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        if self.stop_on_drop {
+            match Self::script(self.state_dir.as_deref(), &["down"]) {
+                Ok(_) => eprintln!("dedicated control plane stopped"),
+                Err(e) => eprintln!("stopping the control plane: {e}"),
+            }
+        }
+    }
+}
+
+/// A child process, killed (and reaped) on drop, so a panic or an early return leaves nothing.
+struct Proc {
+    name: &'static str,
+    child: Child,
+}
+
+impl Proc {
+    fn spawn(name: &'static str, mut cmd: Command, log: &Path) -> Self {
+        let file = std::fs::File::create(log).expect("log file");
+        let err = file.try_clone().expect("log file");
+        cmd.stdin(Stdio::null()).stdout(file).stderr(err);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Self { name, child }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn assert_alive(&mut self, log: &Path) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "{} exited ({status}); last lines of {}:\n{}",
+                self.name,
+                log.display(),
+                tail.join("\n")
+            );
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+// ---------------------------------------------------------------- /proc sampling
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// CPU seconds (user + system) of a process.
+fn cpu_seconds(pid: u32, ticks: f64) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let Some((_, rest)) = stat.rsplit_once(") ") else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let stime: f64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    (utime + stime) / ticks
+}
+
+/// A `/proc/<pid>/status` field in MiB (`VmHWM`, `VmRSS`).
+fn status_mib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// Processes whose CPU time is reported.
+struct Procs {
+    list: Vec<(&'static str, u32)>,
+    ticks: f64,
+}
+
+impl Procs {
+    /// CPU seconds of each listed process, then of the whole machine (busy time, all cores).
+    fn cpu(&self) -> Vec<f64> {
+        let mut out: Vec<f64> = self
+            .list
+            .iter()
+            .map(|(_, pid)| cpu_seconds(*pid, self.ticks))
+            .collect();
+        out.push(machine_busy_seconds(self.ticks));
+        out
+    }
+}
+
+/// Busy CPU seconds of the machine (all cores) from the first line of `/proc/stat`.
+fn machine_busy_seconds(ticks: f64) -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...: everything but idle and iowait.
+    let busy: f64 = fields
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4 && *i < 8)
+        .map(|(_, v)| v)
+        .sum();
+    busy / ticks
+}
+
+// ---------------------------------------------------------------- API-server metrics
+
+/// Write counts by (resource[/subresource], verb, code).
+type Writes = BTreeMap<(String, String, String), f64>;
+
+fn parse_labels(s: &str) -> HashMap<&str, &str> {
+    let mut labels = HashMap::new();
+    let mut rest = s;
+    while let Some((key, after)) = rest.split_once("=\"") {
+        let Some(end) = after.find('"') else { break };
+        labels.insert(key.trim_start_matches(','), &after[..end]);
+        rest = &after[end + 1..];
+    }
+    labels
+}
+
+/// What one scrape of the API server's `/metrics` yields.
+#[derive(Default, Clone)]
+struct ApiScrape {
+    writes: Writes,
+    /// (resource, verb) → (sum of seconds, count) of `apiserver_request_duration_seconds`.
+    latency: BTreeMap<(String, String), (f64, f64)>,
+}
+
+fn resource_of(labels: &HashMap<&str, &str>) -> String {
+    let mut resource = labels
+        .get("resource")
+        .copied()
+        .unwrap_or_default()
+        .to_string();
+    if let Some(sub) = labels.get("subresource").filter(|s| !s.is_empty()) {
+        resource = format!("{resource}/{sub}");
+    }
+    resource
+}
+
+async fn scrape_apiserver(client: &Client) -> ApiScrape {
+    let request = axum::http::Request::get("/metrics")
+        .body(Vec::new())
+        .expect("request");
+    let text = client
+        .request_text(request)
+        .await
+        .expect("GET /metrics of the API server");
+    let mut out = ApiScrape::default();
+    for line in text.lines() {
+        let (metric, rest) = match line.split_once('{') {
+            Some(x) => x,
+            None => continue,
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let value: f64 = value.trim().parse().unwrap_or(0.0);
+        let labels = parse_labels(labels);
+        let verb = labels.get("verb").copied().unwrap_or_default();
+        if !WRITE_VERBS.contains(&verb) {
+            continue;
+        }
+        match metric {
+            "apiserver_request_total" => {
+                let code = labels.get("code").copied().unwrap_or_default().to_string();
+                *out.writes
+                    .entry((resource_of(&labels), verb.to_string(), code))
+                    .or_default() += value;
+            }
+            "apiserver_request_duration_seconds_sum" => {
+                out.latency
+                    .entry((resource_of(&labels), verb.to_string()))
+                    .or_default()
+                    .0 += value;
+            }
+            "apiserver_request_duration_seconds_count" => {
+                out.latency
+                    .entry((resource_of(&labels), verb.to_string()))
+                    .or_default()
+                    .1 += value;
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Mean latency of write requests between two scrapes, by (resource, verb): (count, mean s).
+fn diff_latency(after: &ApiScrape, before: &ApiScrape) -> BTreeMap<(String, String), (f64, f64)> {
+    after
+        .latency
+        .iter()
+        .filter_map(|(k, (sum, count))| {
+            let (s0, c0) = before.latency.get(k).copied().unwrap_or_default();
+            let (ds, dc) = (sum - s0, count - c0);
+            (dc > 0.0).then(|| (k.clone(), (dc, ds / dc)))
+        })
+        .collect()
+}
+
+/// The operator's own `/metrics`: reconcile counters and durations (`multicloud_ecs_reconcile*`).
+async fn scrape_operator(http: &reqwest::Client, base: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    let Ok(resp) = http.get(format!("{base}/metrics")).send().await else {
+        return out;
+    };
+    let Ok(text) = resp.text().await else {
+        return out;
+    };
+    for line in text.lines() {
+        if !line.starts_with("multicloud_ecs_reconcile") || line.contains("_bucket{") {
+            continue;
+        }
+        if let Some((key, value)) = line.rsplit_once(' ') {
+            out.insert(key.to_string(), value.parse().unwrap_or(0.0));
+        }
+    }
+    out
+}
+
+fn diff_map(
+    after: &BTreeMap<String, f64>,
+    before: &BTreeMap<String, f64>,
+) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = v - before.get(k).copied().unwrap_or(0.0);
+            (d > 0.0).then(|| (k.clone(), d))
+        })
+        .collect()
+}
+
+fn diff_writes(after: &Writes, before: &Writes) -> Writes {
+    after
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = v - before.get(k).copied().unwrap_or(0.0);
+            (d > 0.0).then(|| (k.clone(), d))
+        })
+        .collect()
+}
+
+/// Removes the benchmark's own writes (one successful POST per instance, plus failed tries).
+fn subtract(writes: &mut Writes, own: &BTreeMap<(String, String, String), f64>) {
+    for (k, v) in own {
+        if let Some(w) = writes.get_mut(k) {
+            *w -= v;
+        }
+    }
+    writes.retain(|_, v| *v > 0.0);
+}
+
+/// Resources the control plane writes by itself (seen in the baseline window, before the operator
+/// starts: the API server's lease heartbeats and its `kubernetes` endpoints reconciler).
+static BACKGROUND: std::sync::OnceLock<BTreeSet<String>> = std::sync::OnceLock::new();
+
+fn is_apiserver_own(resource: &str) -> bool {
+    BACKGROUND.get().is_some_and(|b| b.contains(resource))
+}
+
+fn operator_write_total(writes: &Writes) -> f64 {
+    writes
+        .iter()
+        .filter(|((r, _, _), _)| !is_apiserver_own(r))
+        .map(|(_, v)| v)
+        .sum::<f64>()
+        + 0.0 // an empty f64 sum is -0.0
+}
+
+// ---------------------------------------------------------------- emulator
+
+async fn emulator_calls(http: &reqwest::Client, base: &str) -> BTreeMap<String, u64> {
+    let v: serde_json::Value = http
+        .get(format!("{base}/_emulator/calls"))
+        .send()
+        .await
+        .expect("GET /_emulator/calls")
+        .json()
+        .await
+        .expect("calls JSON");
+    let mut out = BTreeMap::new();
+    if let Some(m) = v["byAction"].as_object() {
+        for (k, n) in m {
+            out.insert(k.clone(), n.as_u64().unwrap_or(0));
+        }
+    }
+    if let Some(m) = v["errors"].as_object() {
+        for (k, n) in m {
+            out.insert(format!("error:{k}"), n.as_u64().unwrap_or(0));
+        }
+    }
+    out
+}
+
+fn diff_calls(
+    after: &BTreeMap<String, u64>,
+    before: &BTreeMap<String, u64>,
+) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = v.saturating_sub(before.get(k).copied().unwrap_or(0));
+            (d > 0).then(|| (k.clone(), d))
+        })
+        .collect()
+}
+
+async fn start_emulator(bin: &Path, args: &Args, dir: &Path) -> (Proc, String, PathBuf) {
+    let port = free_port();
+    let n = args.instances as u64;
+    let quotas = json!({
+        "vpcs": args.users as u64 + 100,
+        "subnetsPerVpc": 1000,
+        "securityGroups": 4 * n + 1000,
+        "rulesPerSecurityGroup": 1000,
+        "instances": 4 * n + 1000,
+        "eips": 4 * n + 1000,
+        "tagsPerResource": 50,
+    });
+    let mut cmd = Command::new(bin);
+    cmd.args(["emulator", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--boot-delay-ms", &args.boot_delay_ms.to_string()])
+        .args(["--quotas", &quotas.to_string()]);
+    let log = dir.join("emulator.log");
+    let mut proc = Proc::spawn("emulator", cmd, &log);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        proc.assert_alive(&log);
+        if let Ok(r) = http.get(format!("{base}/_emulator/calls")).send().await
+            && r.status().is_success()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "emulator not listening after 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (proc, base, log)
+}
+
+// ---------------------------------------------------------------- readiness watch
+
+#[derive(Default)]
+struct Readiness {
+    /// name → (Ready, reason of the Ready condition)
+    objects: HashMap<String, (bool, String)>,
+    /// name → first time seen Ready
+    ready_at: HashMap<String, Instant>,
+    ready: usize,
+}
+
+impl Readiness {
+    fn observe(&mut self, inst: &EcsInstance) {
+        let name = inst.name_any();
+        let ready = inst
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| (c.status == "True", c.reason.clone()))
+            .unwrap_or((false, "NoStatus".into()));
+        if ready.0 && !self.ready_at.contains_key(&name) {
+            self.ready_at.insert(name.clone(), Instant::now());
+        }
+        self.objects.insert(name, ready);
+        self.ready = self.objects.values().filter(|(r, _)| *r).count();
+    }
+
+    fn not_ready_reasons(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for (ready, reason) in self.objects.values() {
+            if !ready {
+                *out.entry(reason.clone()).or_default() += 1;
+            }
+        }
+        out
+    }
+}
+
+fn spawn_watch(api: Api<EcsInstance>, state: Arc<Mutex<Readiness>>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                    state.lock().observe(&o)
+                }
+                Ok(watcher::Event::Delete(o)) => {
+                    let mut s = state.lock();
+                    s.objects.remove(&o.name_any());
+                    s.ready = s.objects.values().filter(|(r, _)| *r).count();
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("watch error (retrying): {e}"),
+            }
+        }
+    })
+}
+
+// ---------------------------------------------------------------- objects
+
+fn instance(i: usize, ns: &str, code: &str, args: &Args) -> EcsInstance {
+    let mut spec = json!({
+        "provider": code,
+        "region": REGION,
+        "userId": format!("user-{:03}", i % args.users),
+        "imageKey": "ubuntu-20.04",
+        "instanceType": "ecs.g7.large",
+        "systemDisk": {"sizeGiB": 40},
+        "passwordSecretRef": {"name": "bench-login", "key": "password"},
+        "chargeMode": "ON_DEMAND",
+        "tags": {"bench": "operator-scale"},
+    });
+    if args.public_ip {
+        spec["publicIp"] =
+            json!({"allocate": true, "bandwidthMbps": 10, "bandwidthMode": "TRAFFIC"});
+    }
+    if args.ports {
+        spec["openPorts"] = json!([22, 8888]);
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "ecs.multicloud.io/v1alpha1",
+        "kind": "EcsInstance",
+        "metadata": {"name": format!("vm-{i:05}"), "namespace": ns},
+        "spec": spec,
+    }))
+    .expect("EcsInstance from JSON")
+}
+
+async fn install_crds(client: &Client) {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    for crd in multicloud_ecs::api::crds() {
+        let name = crd.name_any();
+        api.patch(&name, &pp, &Patch::Apply(&crd))
+            .await
+            .unwrap_or_else(|e| panic!("apply CRD {name}: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let established = api
+                .get(&name)
+                .await
+                .ok()
+                .and_then(|c| c.status)
+                .and_then(|s| s.conditions)
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                });
+            if established {
+                break;
+            }
+            assert!(Instant::now() < deadline, "CRD {name} not established");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+async fn setup_namespace(
+    client: &Client,
+    ns: &str,
+    tenant: &str,
+    code: &str,
+    endpoint: &str,
+    args: &Args,
+) {
+    let namespace: Namespace = serde_json::from_value(json!({
+        "metadata": {"name": ns, "labels": {"ecs.multicloud.io/tenant": tenant}}
+    }))
+    .expect("namespace");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("create namespace");
+    let secrets = Api::<Secret>::namespaced(client.clone(), ns);
+    for (name, data) in [
+        (
+            "bench-credentials",
+            json!({"accessKeyId": multicloud_ecs::cloud::emulator::DEFAULT_ACCESS_KEY_ID,
+                   "accessKeySecret": multicloud_ecs::cloud::emulator::DEFAULT_ACCESS_KEY_SECRET}),
+        ),
+        ("bench-login", json!({"password": "Bench-Passw0rd-2024"})),
+    ] {
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": ns}, "type": "Opaque", "stringData": data
+        }))
+        .expect("secret");
+        secrets
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("create secret");
+    }
+    let provider: CloudProvider = serde_json::from_value(json!({
+        "apiVersion": "ecs.multicloud.io/v1alpha1",
+        "kind": "CloudProvider",
+        "metadata": {"name": ns},
+        "spec": {
+            "type": "ALIYUN",
+            "code": code,
+            "credentialsSecretRef": {"name": "bench-credentials", "namespace": ns},
+            "endpoint": endpoint,
+            "rateLimit": {"requestsPerSecond": 5000, "burst": 5000},
+            "defaults": {
+                "region": REGION,
+                "zones": {REGION: "cn-hangzhou-i"},
+                "instanceType": "ecs.g7.large",
+                "systemDiskCategory": "cloud_essd",
+                "systemDiskSizeGiB": 40
+            },
+            "catalog": {
+                "images": {"ubuntu-20.04": "ubuntu_20_04_x64_20G_alibase_20220824.vhd"},
+                "gpuModels": {"A10": "ecs.gn7i-c8g1.2xlarge"}
+            }
+        }
+    }))
+    .expect("CloudProvider");
+    let _ = args;
+    Api::<CloudProvider>::all(client.clone())
+        .create(&PostParams::default(), &provider)
+        .await
+        .expect("create CloudProvider");
+}
+
+/// Deletes what the run created in the cluster. There is no namespace controller on this
+/// control plane, so the objects are removed one by one (finalizers stripped: the operator and
+/// the emulator are gone) before the namespace.
+async fn cleanup_namespace(client: &Client, ns: &str) {
+    let strip = Patch::Merge(json!({"metadata": {"finalizers": null}}));
+    let pp = PatchParams::default();
+    let instances = Api::<EcsInstance>::namespaced(client.clone(), ns);
+    let networks = Api::<UserNetwork>::namespaced(client.clone(), ns);
+    let lp = ListParams::default();
+    if let Ok(list) = instances.list_metadata(&lp).await {
+        futures::stream::iter(list.items)
+            .map(|o| {
+                let api = instances.clone();
+                let strip = strip.clone();
+                let pp = pp.clone();
+                async move {
+                    let _ = api.patch(&o.name_any(), &pp, &strip).await;
+                }
+            })
+            .buffer_unordered(32)
+            .collect::<Vec<_>>()
+            .await;
+    }
+    if let Ok(list) = networks.list_metadata(&lp).await {
+        for o in list.items {
+            let _ = networks.patch(&o.name_any(), &pp, &strip).await;
+        }
+    }
+    let dp = DeleteParams::background();
+    let _ = instances.delete_collection(&dp, &lp).await;
+    let _ = networks.delete_collection(&dp, &lp).await;
+    let _ = Api::<Secret>::namespaced(client.clone(), ns)
+        .delete_collection(&dp, &lp)
+        .await;
+    let _ = Api::<CloudProvider>::all(client.clone())
+        .delete(ns, &dp)
+        .await;
+    let _ = Api::<Namespace>::all(client.clone()).delete(ns, &dp).await;
+}
+
+// ---------------------------------------------------------------- report helpers
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn pass(ok: bool) -> &'static str {
+    if ok { "PASS" } else { "MISS" }
+}
+
+fn print_writes(
+    title: &str,
+    writes: &Writes,
+    latency: &BTreeMap<(String, String), (f64, f64)>,
+    n: f64,
+) {
+    println!("{title}");
+    if writes.is_empty() {
+        println!("    (none)");
+        return;
+    }
+    println!(
+        "    {:<28} {:<8} {:>5} {:>9} {:>13} {:>15}",
+        "resource", "verb", "code", "count", "per instance", "mean latency"
+    );
+    for ((resource, verb, code), v) in writes {
+        let note = if is_apiserver_own(resource) {
+            "  (control plane's own, also written with no operator running)"
+        } else {
+            ""
+        };
+        let mean = latency
+            .get(&(resource.clone(), verb.clone()))
+            .map_or("-".to_string(), |(_, mean)| {
+                format!("{:.1} ms", mean * 1000.0)
+            });
+        println!(
+            "    {resource:<28} {verb:<8} {code:>5} {v:>9.0} {:>13.2} {mean:>15}{note}",
+            v / n
+        );
+    }
+    let mut by_resource: BTreeMap<&str, f64> = BTreeMap::new();
+    for ((resource, _, _), v) in writes {
+        *by_resource.entry(resource.as_str()).or_default() += v;
+    }
+    let total = operator_write_total(writes);
+    println!(
+        "    operator total {total:.0} = {:.2} per instance; by resource: {}",
+        total / n,
+        by_resource
+            .iter()
+            .filter(|(r, _)| !is_apiserver_own(r))
+            .map(|(r, v)| format!("{r} {:.2}", v / n))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+}
+
+fn print_calls(title: &str, calls: &BTreeMap<String, u64>, n: f64) {
+    println!("{title}");
+    if calls.is_empty() {
+        println!("    (none)");
+        return;
+    }
+    println!("    {:<36} {:>9} {:>13}", "action", "count", "per instance");
+    for (action, v) in calls {
+        println!("    {action:<36} {v:>9} {:>13.2}", *v as f64 / n);
+    }
+    let total: u64 = calls
+        .iter()
+        .filter(|(k, _)| !k.starts_with("error:"))
+        .map(|(_, v)| v)
+        .sum();
+    println!("    total {total} = {:.2} per instance", total as f64 / n);
+}
+
+fn print_cpu(title: &str, procs: &Procs, before: &[f64], after: &[f64], wall: f64) {
+    println!("{title} ({wall:.1} s wall; 2 cores = 200 %)");
+    println!("    {:<16} {:>10} {:>10}", "process", "CPU s", "% of wall");
+    let mut total = 0.0;
+    for (i, (name, _)) in procs.list.iter().enumerate() {
+        let d = after[i] - before[i];
+        total += d;
+        println!("    {name:<16} {d:>10.2} {:>9.0}%", 100.0 * d / wall);
+    }
+    println!(
+        "    {:<16} {total:>10.2} {:>9.0}%",
+        "sum",
+        100.0 * total / wall
+    );
+    let k = procs.list.len();
+    let machine = after[k] - before[k];
+    let other = (machine - total).max(0.0);
+    println!(
+        "    {:<16} {other:>10.2} {:>9.0}%   (machine busy {:.0}% minus the above: other work on this host)",
+        "other processes",
+        100.0 * other / wall,
+        100.0 * machine / wall
+    );
+}
+
+/// Counts of the operator's JSON log lines: warnings by reason, notable info messages.
+fn operator_log_summary(log: &Path) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let Ok(file) = std::fs::File::open(log) else {
+        return out;
+    };
+    for line in BufReader::new(file).lines().map_while(Result::ok) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let level = v["level"].as_str().unwrap_or("?");
+        let message = v["fields"]["message"].as_str().unwrap_or("?");
+        let key = match v["fields"]["reason"].as_str() {
+            Some(reason) => format!("{level} {message} [{reason}]"),
+            None => format!("{level} {message}"),
+        };
+        *out.entry(key).or_default() += 1;
+    }
+    out
+}
+
+/// What happened in one measured window.
+struct Window {
+    writes: Writes,
+    latency: BTreeMap<(String, String), (f64, f64)>,
+    calls: BTreeMap<String, u64>,
+    /// Increments of the operator's `multicloud_ecs_reconcile*` series.
+    reconciles: BTreeMap<String, f64>,
+    cpu0: Vec<f64>,
+    cpu1: Vec<f64>,
+    wall: f64,
+}
+
+fn print_window(what: &str, w: &Window, procs: &Procs, n: f64, note: Option<&str>) {
+    println!();
+    let title = match note {
+        Some(note) => format!("API-server writes {what} ({note}):"),
+        None => format!("API-server writes {what}:"),
+    };
+    print_writes(&title, &w.writes, &w.latency, n);
+    println!();
+    print_calls(
+        &format!("Cloud calls {what} (emulator /_emulator/calls):"),
+        &w.calls,
+        n,
+    );
+    println!();
+    println!("Operator reconciles {what} (its /metrics):");
+    if w.reconciles.is_empty() {
+        println!("    (none)");
+    }
+    let (mut sum, mut count) = (
+        BTreeMap::<String, f64>::new(),
+        BTreeMap::<String, f64>::new(),
+    );
+    for (series, v) in &w.reconciles {
+        if let Some(rest) = series.strip_prefix("multicloud_ecs_reconcile_duration_seconds_sum") {
+            sum.insert(rest.to_string(), *v);
+        } else if let Some(rest) =
+            series.strip_prefix("multicloud_ecs_reconcile_duration_seconds_count")
+        {
+            count.insert(rest.to_string(), *v);
+        } else if !series.contains("_created") {
+            println!("    {series:<80} {v:>8.0} {:>8.2}/instance", v / n);
+        }
+    }
+    for (labels, c) in &count {
+        let s = sum.get(labels).copied().unwrap_or(0.0);
+        println!(
+            "    mean reconcile duration {labels:<56} {:>8.1} ms over {c:.0}",
+            1000.0 * s / c
+        );
+    }
+    println!();
+    print_cpu(&format!("CPU {what}"), procs, &w.cpu0, &w.cpu1, w.wall);
+}
+
+// ---------------------------------------------------------------- the run
+
+async fn run(args: Args) {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_multicloud-ecs"));
+    let run_id = format!("{:08x}", rand::random::<u32>());
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("operator-scale-{run_id}"));
+    std::fs::create_dir_all(&dir).expect("log directory");
+    let n = args.instances;
+    let nf = n as f64;
+
+    let cp = ControlPlane::up(&args).unwrap_or_else(|e| panic!("{e}"));
+    let kubeconfig = Kubeconfig::read_from(&cp.kubeconfig).expect("read kubeconfig");
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig");
+    let client = Client::try_from(config).expect("client");
+    install_crds(&client).await;
+
+    let (emulator, endpoint, _emulator_log) = start_emulator(&bin, &args, &dir).await;
+    let http = reqwest::Client::new();
+    let ns = format!("bench-scale-{run_id}");
+    let tenant = format!("bench-{run_id}");
+    let code = format!("BENCH-{}", run_id.to_uppercase());
+    setup_namespace(&client, &ns, &tenant, &code, &endpoint, &args).await;
+
+    // Settle and baseline, before the operator runs: a freshly started API server spends a while
+    // at full CPU (start-up hooks, OpenAPI of the new CRDs); wait until it idles, then record
+    // what the control plane writes by itself.
+    let ticks = clock_ticks();
+    let cp_pids = cp.pids();
+    let apiserver_pid = cp_pids
+        .iter()
+        .find(|(name, _)| *name == "kube-apiserver")
+        .map(|(_, pid)| *pid)
+        .expect("kube-apiserver pid");
+    let settle_start = Instant::now();
+    loop {
+        let c0 = cpu_seconds(apiserver_pid, ticks);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let share = (cpu_seconds(apiserver_pid, ticks) - c0) / 2.0;
+        if share < 0.15 || settle_start.elapsed() > Duration::from_secs(120) {
+            eprintln!(
+                "kube-apiserver idle ({:.0}% CPU) after {:.0} s",
+                share * 100.0,
+                settle_start.elapsed().as_secs_f64()
+            );
+            break;
+        }
+    }
+    let baseline_seconds = 10.0;
+    let b0 = scrape_apiserver(&client).await;
+    tokio::time::sleep(Duration::from_secs_f64(baseline_seconds)).await;
+    let b1 = scrape_apiserver(&client).await;
+    let baseline = diff_writes(&b1.writes, &b0.writes);
+    let mut background: BTreeSet<String> = baseline.keys().map(|(r, _, _)| r.clone()).collect();
+    // Periodic every 10 s; a short baseline may miss one. The operator runs without leader
+    // election, so it never writes either.
+    background.extend(["leases".to_string(), "endpoints".to_string()]);
+    let _ = BACKGROUND.set(background);
+    eprintln!(
+        "baseline: control-plane writes with no operator in {baseline_seconds:.0} s: {:?}",
+        baseline
+    );
+
+    // The operator.
+    let operator_log = dir.join("operator.log");
+    let operator_port = free_port();
+    let operator_metrics = format!("http://127.0.0.1:{operator_port}");
+    let mut cmd = Command::new(&bin);
+    cmd.arg("run")
+        .args(["--resync-seconds", &args.resync_seconds.to_string()])
+        .args(["--probe-seconds", &args.probe_seconds.to_string()])
+        .arg("--log-json")
+        .args(["--http-addr", &format!("127.0.0.1:{operator_port}")])
+        .env("KUBECONFIG", &cp.kubeconfig)
+        .env_remove("MCE_FAILPOINT");
+    if let Some(c) = args.operator_concurrency {
+        cmd.args(["--concurrency", &c.to_string()]);
+    }
+    let mut operator = Proc::spawn("operator", cmd, &operator_log);
+    let operator_pid = operator.pid();
+
+    // Wait for the operator to report the CloudProvider Available: it is up and its caches sync.
+    let providers = Api::<CloudProvider>::all(client.clone());
+    let started = Instant::now();
+    loop {
+        operator.assert_alive(&operator_log);
+        let available = providers
+            .get(&ns)
+            .await
+            .ok()
+            .and_then(|p| p.status)
+            .map(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Available" && c.status == "True")
+            })
+            .unwrap_or(false);
+        if available {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "CloudProvider not Available after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "operator up (pid {operator_pid}), CloudProvider {code} Available after {:.1} s; logs in {}",
+        started.elapsed().as_secs_f64(),
+        dir.display()
+    );
+
+    let mut list = vec![("operator", operator_pid), ("emulator", emulator.pid())];
+    list.extend(cp_pids);
+    list.push(("bench (self)", std::process::id()));
+    let procs = Procs { list, ticks };
+
+    let api = Api::<EcsInstance>::namespaced(client.clone(), &ns);
+    let readiness = Arc::new(Mutex::new(Readiness::default()));
+    let watch = spawn_watch(api.clone(), readiness.clone());
+
+    // Settle: let the operator finish its start-up writes before the baseline.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let api_0 = scrape_apiserver(&client).await;
+    let op_0 = scrape_operator(&http, &operator_metrics).await;
+    let calls_0 = emulator_calls(&http, &endpoint).await;
+    let cpu_0 = procs.cpu();
+    let rss_start = status_mib(operator_pid, "VmRSS");
+
+    // Apply N, concurrently.
+    eprintln!(
+        "applying {n} EcsInstances ({} in flight)...",
+        args.apply_concurrency
+    );
+    let t0 = Instant::now();
+    let own_writes = Arc::new(Mutex::new(BTreeMap::<(String, String, String), f64>::new()));
+    let created_at = Arc::new(Mutex::new(HashMap::<String, Instant>::new()));
+    let apply = {
+        let api = api.clone();
+        let own = own_writes.clone();
+        let created_at = created_at.clone();
+        let objects: Vec<EcsInstance> = (0..n).map(|i| instance(i, &ns, &code, &args)).collect();
+        let concurrency = args.apply_concurrency;
+        tokio::spawn(async move {
+            futures::stream::iter(objects)
+                .map(|obj| {
+                    let api = api.clone();
+                    let own = own.clone();
+                    let created_at = created_at.clone();
+                    async move {
+                        let name = obj.name_any();
+                        for attempt in 0.. {
+                            let result = api.create(&PostParams::default(), &obj).await;
+                            let code = match &result {
+                                Ok(_) => "201".to_string(),
+                                Err(kube::Error::Api(s)) => s.code.to_string(),
+                                Err(_) => String::new(),
+                            };
+                            if !code.is_empty() {
+                                *own.lock()
+                                    .entry(("ecsinstances".into(), "POST".into(), code))
+                                    .or_default() += 1.0;
+                            }
+                            match result {
+                                Ok(_) => {
+                                    created_at.lock().insert(name, Instant::now());
+                                    return Ok(());
+                                }
+                                Err(e) if attempt < 5 => {
+                                    eprintln!("create {name}: {e} (retrying)");
+                                    tokio::time::sleep(Duration::from_millis(200)).await;
+                                }
+                                Err(e) => return Err(format!("create {name}: {e}")),
+                            }
+                        }
+                        unreachable!()
+                    }
+                })
+                .buffer_unordered(concurrency)
+                .try_collect::<Vec<()>>()
+                .await
+        })
+    };
+
+    // Wait for all Ready, sampling once per second.
+    let timeout = Duration::from_secs(args.timeout_seconds);
+    let mut applied_in: Option<f64> = None;
+    let mut apply = Some(apply);
+    let mut last_print = Instant::now();
+    let mut prev_cpu = cpu_0.clone();
+    let mut prev_t = Instant::now();
+    let mut peak_rss_sampled: f64 = 0.0;
+    let mut timeline: Vec<(f64, usize, usize)> = Vec::new();
+    let converged = loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        operator.assert_alive(&operator_log);
+        if let Some(handle) = &apply
+            && handle.is_finished()
+        {
+            let handle = apply.take().expect("apply task");
+            handle
+                .await
+                .expect("apply task")
+                .unwrap_or_else(|e| panic!("{e}"));
+            applied_in = Some(t0.elapsed().as_secs_f64());
+            eprintln!("  all {n} created in {:.1} s", t0.elapsed().as_secs_f64());
+        }
+        let (ready, created) = (readiness.lock().ready, created_at.lock().len());
+        peak_rss_sampled = peak_rss_sampled.max(status_mib(operator_pid, "VmRSS"));
+        if ready >= n && apply.is_none() {
+            break true;
+        }
+        if t0.elapsed() > timeout {
+            break false;
+        }
+        if last_print.elapsed() >= Duration::from_secs(5) {
+            let cpu = procs.cpu();
+            let dt = prev_t.elapsed().as_secs_f64();
+            let mut shares: Vec<String> = procs
+                .list
+                .iter()
+                .enumerate()
+                .map(|(i, (name, _))| format!("{name} {:.0}%", 100.0 * (cpu[i] - prev_cpu[i]) / dt))
+                .collect();
+            let k = procs.list.len();
+            shares.push(format!(
+                "machine {:.0}%",
+                100.0 * (cpu[k] - prev_cpu[k]) / dt
+            ));
+            let reasons = readiness.lock().not_ready_reasons();
+            eprintln!(
+                "  t={:>5.1}s created {created:>5} ready {ready:>5} | cpu: {} | rss {:.0} MiB | not ready: {reasons:?}",
+                t0.elapsed().as_secs_f64(),
+                shares.join(", "),
+                status_mib(operator_pid, "VmRSS"),
+            );
+            timeline.push((t0.elapsed().as_secs_f64(), created, ready));
+            prev_cpu = cpu;
+            prev_t = Instant::now();
+            last_print = Instant::now();
+        }
+    };
+    let converge_wall = t0.elapsed().as_secs_f64();
+    let cpu_1 = procs.cpu();
+    let api_1 = scrape_apiserver(&client).await;
+    let op_1 = scrape_operator(&http, &operator_metrics).await;
+    let calls_1 = emulator_calls(&http, &endpoint).await;
+    let hwm_converged = status_mib(operator_pid, "VmHWM");
+    let rss_converged = status_mib(operator_pid, "VmRSS");
+
+    // Per-object latency: created → first seen Ready.
+    let (mut latencies, mut ready_times): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+    {
+        let r = readiness.lock();
+        let c = created_at.lock();
+        for (name, at) in &r.ready_at {
+            ready_times.push(at.duration_since(t0).as_secs_f64());
+            if let Some(created) = c.get(name) {
+                latencies.push(at.saturating_duration_since(*created).as_secs_f64());
+            }
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    ready_times.sort_by(f64::total_cmp);
+    let not_ready = readiness.lock().not_ready_reasons();
+
+    let mut writes_conv = diff_writes(&api_1.writes, &api_0.writes);
+    subtract(&mut writes_conv, &own_writes.lock());
+    let conv = Window {
+        writes: writes_conv,
+        latency: diff_latency(&api_1, &api_0),
+        calls: diff_calls(&calls_1, &calls_0),
+        reconciles: diff_map(&op_1, &op_0),
+        cpu0: cpu_0.clone(),
+        cpu1: cpu_1.clone(),
+        wall: converge_wall,
+    };
+
+    // Steady state.
+    let mut steady = None;
+    if converged && args.steady_seconds > 0 {
+        eprintln!(
+            "converged in {converge_wall:.1} s; steady state for {} s...",
+            args.steady_seconds
+        );
+        let a0 = scrape_apiserver(&client).await;
+        let o0 = scrape_operator(&http, &operator_metrics).await;
+        let c0 = emulator_calls(&http, &endpoint).await;
+        let cpu0 = procs.cpu();
+        let s0 = Instant::now();
+        let end = s0 + Duration::from_secs(args.steady_seconds);
+        let mut min_ready = n;
+        while Instant::now() < end {
+            tokio::time::sleep(
+                Duration::from_millis(500).min(end.saturating_duration_since(Instant::now())),
+            )
+            .await;
+            operator.assert_alive(&operator_log);
+            min_ready = min_ready.min(readiness.lock().ready);
+        }
+        let wall = s0.elapsed().as_secs_f64();
+        let cpu1 = procs.cpu();
+        let a1 = scrape_apiserver(&client).await;
+        let o1 = scrape_operator(&http, &operator_metrics).await;
+        let c1 = emulator_calls(&http, &endpoint).await;
+        steady = Some((
+            Window {
+                writes: diff_writes(&a1.writes, &a0.writes),
+                latency: diff_latency(&a1, &a0),
+                calls: diff_calls(&c1, &c0),
+                reconciles: diff_map(&o1, &o0),
+                cpu0,
+                cpu1,
+                wall,
+            },
+            min_ready,
+        ));
+    }
+    let hwm = status_mib(operator_pid, "VmHWM");
+    let rss_end = status_mib(operator_pid, "VmRSS");
+    let apiserver_hwm = procs
+        .list
+        .iter()
+        .filter(|(name, _)| *name == "kube-apiserver" || *name == "etcd")
+        .map(|(name, pid)| format!("{name} {:.0} MiB", status_mib(*pid, "VmHWM")))
+        .collect::<Vec<_>>()
+        .join(", ");
+
+    // Stop the operator and the emulator before cleaning up, so nothing reacts to it.
+    drop(operator);
+    drop(emulator);
+    watch.abort();
+    let log_summary = operator_log_summary(&operator_log);
+
+    // ------------------------------------------------------------ report
+    println!();
+    println!(
+        "operator_scale: N={n} EcsInstances over {} users (public IP: {}, ports: {}), emulator boot delay {} ms,",
+        args.users,
+        args.public_ip,
+        if args.ports { "22,8888" } else { "none" },
+        args.boot_delay_ms
+    );
+    println!(
+        "  apply concurrency {}, operator concurrency {}, resync {} s, probe {} s, provider rate limit 5000/s burst 5000, {} control plane",
+        args.apply_concurrency,
+        args.operator_concurrency
+            .map_or("default".to_string(), |c| c.to_string()),
+        args.resync_seconds,
+        args.probe_seconds,
+        if args.shared_control_plane {
+            "shared"
+        } else {
+            "dedicated"
+        }
+    );
+    println!();
+    println!("  {:<44} {:>16}   {}", "metric", "value", "goal");
+    let ready_line = if converged {
+        format!("{converge_wall:.1} s")
+    } else {
+        format!(
+            "NOT converged ({} of {n} in {converge_wall:.0} s)",
+            ready_times.len()
+        )
+    };
+    println!(
+        "  {:<44} {:>16}   < 60 s for N=1000: {}",
+        "time from first apply to all Ready",
+        ready_line,
+        if n >= 1000 {
+            pass(converged && converge_wall < 60.0)
+        } else {
+            "-"
+        }
+    );
+    println!(
+        "  {:<44} {:>16}",
+        "  all created (client side) after",
+        applied_in.map_or("-".into(), |t| format!("{t:.1} s"))
+    );
+    println!(
+        "  {:<44} {:>16}",
+        "  Ready count reached 50% / 90% / 100% at",
+        format!(
+            "{:.1} / {:.1} / {:.1} s",
+            percentile(&ready_times, 0.5),
+            percentile(&ready_times, 0.9),
+            percentile(&ready_times, 1.0)
+        )
+    );
+    println!(
+        "  {:<44} {:>16}",
+        "  per object created→Ready p50 / p99 / max",
+        format!(
+            "{:.1} / {:.1} / {:.1} s",
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99),
+            percentile(&latencies, 1.0)
+        )
+    );
+    println!(
+        "  {:<44} {:>16}   < 100 MiB: {}",
+        "operator peak RSS (VmHWM)",
+        format!("{hwm:.1} MiB"),
+        pass(hwm < 100.0)
+    );
+    println!(
+        "  {:<44} {:>16}",
+        "  RSS before apply / converged / end",
+        format!("{rss_start:.0} / {rss_converged:.0} / {rss_end:.0} MiB")
+    );
+    let _ = (hwm_converged, peak_rss_sampled);
+    println!(
+        "  {:<44} {:>16}",
+        "API-server writes per instance (converge)",
+        format!("{:.2}", operator_write_total(&conv.writes) / nf)
+    );
+    let cloud_total: u64 = conv
+        .calls
+        .iter()
+        .filter(|(k, _)| !k.starts_with("error:"))
+        .map(|(_, v)| v)
+        .sum();
+    println!(
+        "  {:<44} {:>16}",
+        "cloud calls per instance (converge)",
+        format!("{:.2}", cloud_total as f64 / nf)
+    );
+    if let Some((window, min_ready)) = &steady {
+        let wall = window.wall;
+        let total = operator_write_total(&window.writes);
+        let calls: u64 = window
+            .calls
+            .iter()
+            .filter(|(k, _)| !k.starts_with("error:"))
+            .map(|(_, v)| v)
+            .sum();
+        println!(
+            "  {:<44} {:>16}   0: {}",
+            format!("steady-state API-server writes ({wall:.0} s)"),
+            format!("{total:.0}"),
+            pass(total == 0.0)
+        );
+        println!(
+            "  {:<44} {:>16}",
+            format!("steady-state cloud calls ({wall:.0} s)"),
+            format!("{calls} ({:.2}/instance)", calls as f64 / nf)
+        );
+        println!(
+            "  {:<44} {:>16}",
+            "  min Ready count during steady state", min_ready
+        );
+    }
+    println!("  control plane peak RSS: {apiserver_hwm}");
+    if !not_ready.is_empty() {
+        println!("  not Ready at the end, by reason: {not_ready:?}");
+    }
+    println!();
+    print_window(
+        "during convergence",
+        &conv,
+        &procs,
+        nf,
+        Some("the benchmark's own creates subtracted"),
+    );
+    if let Some((window, _)) = &steady {
+        print_window(
+            &format!("during steady state ({:.0} s)", window.wall),
+            window,
+            &procs,
+            nf,
+            None,
+        );
+    }
+    println!();
+    println!(
+        "Operator log lines (level, message [reason]): {}",
+        operator_log.display()
+    );
+    for (k, v) in &log_summary {
+        println!("    {v:>7}  {k}");
+    }
+    if !timeline.is_empty() {
+        println!();
+        println!(
+            "Timeline (t, created, ready): {}",
+            timeline
+                .iter()
+                .map(|(t, c, r)| format!("{t:.0}s {c}/{r}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+
+    // ------------------------------------------------------------ cleanup
+    if !cp.stop_on_drop {
+        eprintln!("deleting namespace {ns} and its objects...");
+        cleanup_namespace(&client, &ns).await;
+    }
+    drop(cp);
+}
+
+fn main() {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async move {
+        tokio::select! {
+            () = run(args) => {}
+            _ = tokio::signal::ctrl_c() => eprintln!("interrupted; cleaning up"),
+        }
+    });
+}
