@@ -128,7 +128,9 @@ where
     let (namespaces, namespace_writer) = reflector::store::<Namespace>();
     let namespace_reflector = reflector::reflector(
         namespace_writer,
-        watcher(Api::<Namespace>::all(client.clone()), watch.clone()),
+        // Backoff as the controllers' own watches have: without it a lost API server is
+        // retried in a tight loop (thousands of errors logged per second).
+        watcher(Api::<Namespace>::all(client.clone()), watch.clone()).default_backoff(),
     )
     .applied_objects()
     .for_each(|_| futures::future::ready(()));
