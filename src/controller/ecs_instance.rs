@@ -129,12 +129,29 @@ fn resolve(inst: &EcsInstance, ctx: &Context) -> std::result::Result<Resolved, R
     })
 }
 
+/// Whether the CloudProvider the instance names exists, asked of the API server.
+async fn provider_exists(inst: &EcsInstance, ctx: &Context) -> Result<bool> {
+    let Some(code) = inst.spec.provider.as_deref() else {
+        return Ok(false);
+    };
+    let api: Api<CloudProvider> = Api::all(ctx.client.clone());
+    Ok(api
+        .list(&kube::api::ListParams::default())
+        .await?
+        .items
+        .iter()
+        .any(|p| p.spec.code == code))
+}
+
 /// The status under construction and the step conditions decided so far.
 struct Progress {
     status: EcsInstanceStatus,
     steps: Vec<Desired>,
     /// The status last written in this reconcile, so an unchanged status is not written twice.
     written: Option<EcsInstanceStatus>,
+    /// A cloud write happened: what was observed before it is stale, so the object is looked
+    /// at again before it counts as verified.
+    cloud_changed: bool,
 }
 
 impl Progress {
@@ -162,15 +179,32 @@ impl Progress {
 }
 
 async fn apply(inst: &EcsInstance, ctx: &Context) -> Result<Action> {
+    // Converged and checked against the cloud less than a resync ago: a wake-up caused by our
+    // own status write (or any cache event) needs no cloud call and no write.
+    let uid = inst.uid().unwrap_or_default();
+    let generation = inst.meta().generation;
+    if inst.status.as_ref().and_then(|s| s.observed_generation) == generation
+        && let Some(remaining) = ctx.verified_recently(&uid, generation)
+    {
+        return Ok(Action::requeue(remaining));
+    }
     let mut progress = Progress {
         status: inst.status.clone().unwrap_or_default(),
         steps: Vec::new(),
         written: None,
+        cloud_changed: false,
     };
     progress.status.observed_generation = inst.meta().generation;
 
     let resolved = match resolve(inst, ctx) {
         Ok(r) => r,
+        // Right after a start the provider cache may still be filling: ask the API server
+        // before calling the provider missing.
+        Err(refusal)
+            if refusal.reason == "ProviderNotFound" && provider_exists(inst, ctx).await? =>
+        {
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
         Err(refusal) => {
             progress.step(refusal.condition, false, refusal.reason, refusal.message);
             return finish(
@@ -204,6 +238,22 @@ async fn apply(inst: &EcsInstance, ctx: &Context) -> Result<Action> {
                 return Err(e);
             }
         }
+    }
+
+    // Every ClientToken the creation needs is decided now and persisted with the first status
+    // write, which precedes every create call.
+    if progress.status.instance_id.is_none() {
+        let status = &mut progress.status;
+        status.client_token.get_or_insert_with(|| token::new(&uid));
+        status
+            .security_group_client_token
+            .get_or_insert_with(|| token::new(&uid));
+    }
+    if inst.spec.public_ip.as_ref().is_some_and(|p| p.allocate) {
+        progress
+            .status
+            .eip_client_token
+            .get_or_insert_with(|| token::new(&uid));
     }
 
     // 1. The user's network.
@@ -243,7 +293,8 @@ async fn apply(inst: &EcsInstance, ctx: &Context) -> Result<Action> {
             conditions::INSTANCE_READY,
             false,
             "Starting",
-            format!("instance {} is {:?}", instance.id, instance.status),
+            // One message for every booting state, so the status is written once.
+            format!("instance {} is starting", instance.id),
         );
         return finish(inst, ctx, progress, Some(SHORT_REQUEUE)).await;
     }
@@ -256,7 +307,7 @@ async fn apply(inst: &EcsInstance, ctx: &Context) -> Result<Action> {
 
     // 3. Live changes: tags, public IP, ports. Failures here never undo the instance.
     let mut retry: Option<Duration> = None;
-    if let Err(e) = run.reconcile_tags(&instance).await {
+    if let Err(e) = run.reconcile_tags(&instance, &mut progress).await {
         warn!(error = %e, "tag update failed");
         retry = Some(SHORT_REQUEUE * 5);
     }
@@ -522,7 +573,7 @@ impl Run<'_> {
                     conditions::INSTANCE_READY,
                     false,
                     "Starting",
-                    format!("instance {id} is not visible yet"),
+                    format!("instance {id} is starting"),
                 );
                 return Ok(None);
             }
@@ -541,6 +592,24 @@ impl Run<'_> {
             progress.status.private_ip = None;
             progress.status.public_ip = None;
             progress.status.client_token = Some(token::new(&self.uid));
+            let lost = format!("instance {id} was deleted outside Kubernetes");
+            let now = Time(Timestamp::now());
+            let generation = self.inst.meta().generation;
+            for type_ in [conditions::READY, conditions::INSTANCE_READY] {
+                let previous = progress.status.conditions.clone();
+                let reset = conditions::merge(
+                    &previous,
+                    &[Desired::new(type_, false, "InstanceLost", lost.clone())],
+                    generation,
+                    &now,
+                );
+                progress.status.conditions.retain(|c| c.type_ != type_);
+                progress.status.conditions.extend(reset);
+            }
+            progress
+                .status
+                .conditions
+                .sort_by_key(|c| condition_order(&c.type_));
             self.persist(progress).await.map_err(StepError::Failed)?;
         }
         let mut owned = self
@@ -562,8 +631,8 @@ impl Run<'_> {
         // Token first, persisted, then the call.
         if progress.status.client_token.is_none() {
             progress.status.client_token = Some(token::new(&self.uid));
-            self.persist(progress).await.map_err(StepError::Failed)?;
         }
+        self.persist(progress).await.map_err(StepError::Failed)?;
         let params = &self.resolved.params;
         let request = RunInstance {
             region: region.clone(),
@@ -596,29 +665,16 @@ impl Run<'_> {
                     warn!("failpoint after-run-instances: aborting before the id is persisted");
                     std::process::abort();
                 }
+                // The id is written by the status write that follows at once.
                 progress.status.instance_id = Some(id.clone());
-                self.persist(progress).await.map_err(StepError::Failed)?;
-                self.ctx
-                    .publish(
-                        self.inst,
-                        false,
-                        "Created",
-                        format!("instance {id} created"),
-                        "RunInstances",
-                    )
-                    .await;
+                progress.cloud_changed = true;
                 progress.step(
                     conditions::INSTANCE_READY,
                     false,
                     "Starting",
-                    format!("instance {id} created"),
+                    format!("instance {id} is starting"),
                 );
-                let found = self
-                    .driver
-                    .describe_instances(&region, &[id])
-                    .await
-                    .map_err(|e| self.fail(progress, e))?;
-                Ok(found.into_iter().next())
+                Ok(None)
             }
             Err(e) => {
                 // Stock and terminal failures need a new token for the next attempt.
@@ -650,8 +706,9 @@ impl Run<'_> {
             None => {
                 if progress.status.security_group_client_token.is_none() {
                     progress.status.security_group_client_token = Some(token::new(&self.uid));
-                    self.persist(progress).await.map_err(StepError::Failed)?;
                 }
+                self.persist(progress).await.map_err(StepError::Failed)?;
+                progress.cloud_changed = true;
                 self.driver
                     .create_security_group(&CreateSecurityGroup {
                         region: region.clone(),
@@ -743,8 +800,9 @@ impl Run<'_> {
         }
     }
 
-    async fn reconcile_tags(&self, instance: &Instance) -> Result<()> {
+    async fn reconcile_tags(&self, instance: &Instance, progress: &mut Progress) -> Result<()> {
         let (set, remove) = plan::tag_changes(&self.resource_tags(), &instance.tags);
+        progress.cloud_changed |= !set.is_empty() || !remove.is_empty();
         if !set.is_empty() {
             self.driver
                 .tag_instance(self.region(), &instance.id, &set)
@@ -804,7 +862,9 @@ impl Run<'_> {
         }
 
         for _ in 0..4 {
-            match plan::eip_step(wanted.map(|p| p.bandwidth_mbps), eip.as_ref(), &instance.id) {
+            let step = plan::eip_step(wanted.map(|p| p.bandwidth_mbps), eip.as_ref(), &instance.id);
+            progress.cloud_changed |= !matches!(step, EipStep::Done | EipStep::Wait);
+            match step {
                 EipStep::Done => break,
                 EipStep::Wait => return Ok(false),
                 EipStep::Allocate => {
@@ -867,9 +927,14 @@ impl Run<'_> {
         let attached = eip
             .as_ref()
             .filter(|e| e.instance_id.as_deref() == Some(instance.id.as_str()));
-        progress.status.public_ip = attached
-            .map(|e| e.ip_address.clone())
-            .or_else(|| instance.public_ip.clone());
+        // The instance was described before the EIP steps: its own view of the EIP may be
+        // stale, so only a public IP that is not an EIP is taken from it.
+        progress.status.public_ip = attached.map(|e| e.ip_address.clone()).or_else(|| {
+            instance
+                .public_ip
+                .clone()
+                .filter(|_| instance.eip_allocation_id.is_none())
+        });
         match (wanted, attached) {
             (None, _) if eip.is_none() => {
                 progress.step(
@@ -923,6 +988,7 @@ impl Run<'_> {
         let current = self.driver.describe_ingress(&region, &group).await?;
         let description = format!("multicloud-ecs {}", self.inst.name_any());
         let (add, remove) = plan::port_changes(&self.inst.spec.open_ports, &current, &description);
+        progress.cloud_changed |= !add.is_empty() || !remove.is_empty();
         if !add.is_empty() {
             self.driver.authorize_ingress(&region, &group, &add).await?;
         }
@@ -999,6 +1065,12 @@ async fn finish(
 
     let became_ready = ready.status && !conditions::is_true(&previous, conditions::READY);
     progress.save(inst, ctx).await?;
+    let converged = ready.status && retry.is_none() && !progress.cloud_changed;
+    ctx.mark_verified(
+        &inst.uid().unwrap_or_default(),
+        inst.meta().generation,
+        converged,
+    );
     for failure in plan::new_failures(&previous, &progress.steps) {
         ctx.publish(
             inst,
@@ -1027,6 +1099,8 @@ async fn finish(
     }
     Ok(match retry {
         Some(delay) => Action::requeue(delay),
+        // Confirm what the cloud writes of this pass did before calling it converged.
+        None if progress.cloud_changed => Action::requeue(SHORT_REQUEUE),
         None if ready.status => Action::requeue(jittered(ctx.config.resync)),
         None => Action::requeue(Duration::from_secs(5)),
     })

@@ -67,6 +67,8 @@ pub fn network_name_of(inst: &EcsInstance) -> Option<String> {
 /// How long to wait after a failed reconcile.
 fn error_policy<K>(_obj: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
     let delay = match error.reason() {
+        // A finalizer patch built from a stale cache: the cache catches up within moments.
+        "FinalizerError" => Duration::from_millis(300),
         "Throttled" => Duration::from_secs(5),
         "Waiting" | "DependencyViolation" | "WrongState" => Duration::from_secs(2),
         _ => Duration::from_secs(5),
