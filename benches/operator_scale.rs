@@ -1388,7 +1388,7 @@ async fn run(args: Args) {
         }
     );
     println!();
-    println!("  {:<44} {:>16}   {}", "metric", "value", "goal");
+    println!("  {:<44} {:>16}   goal", "metric", "value");
     let ready_line = if converged {
         format!("{converge_wall:.1} s")
     } else {
