@@ -21,6 +21,9 @@ use crate::cloud::aliyun::{AliyunConfig, AliyunDriver, RateLimit};
 use crate::cloud::{CloudDriver, Credentials, Secret as SecretString};
 use crate::scheduler::Scheduler;
 
+/// How long a recorded write may hold back reconciles of older cached copies.
+const STALE_WINDOW: Duration = Duration::from_secs(30);
+
 /// Field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "multicloud-ecs";
 
@@ -63,6 +66,8 @@ pub struct Context {
     /// When each converged object (by UID) was last checked against the cloud, and at which
     /// generation: wake-ups caused by our own status writes skip the cloud until resync is due.
     pub verified: Mutex<HashMap<String, (Option<i64>, std::time::Instant)>>,
+    /// The resourceVersion each object (by UID) got from this process's last write to it.
+    pub written: Mutex<HashMap<String, (u64, std::time::Instant)>>,
 }
 
 impl Context {
@@ -84,6 +89,30 @@ impl Context {
         } else {
             verified.remove(uid);
         }
+    }
+
+    /// Records the resourceVersion a write of ours produced.
+    pub fn record_write(&self, uid: &str, resource_version: Option<&str>) {
+        if let Some(rv) = resource_version.and_then(|v| v.parse::<u64>().ok()) {
+            let mut written = self.written.lock();
+            // Forget old records so the map stays small.
+            if written.len() > 10_000 {
+                written.retain(|_, (_, at)| at.elapsed() < STALE_WINDOW);
+            }
+            written.insert(uid.to_string(), (rv, std::time::Instant::now()));
+        }
+    }
+
+    /// Whether a cached copy predates this process's last write to the object. (etcd-backed
+    /// resourceVersions increase; anything unparsable is taken as current.)
+    pub fn is_stale(&self, uid: &str, resource_version: Option<&str>) -> bool {
+        let Some(cached) = resource_version.and_then(|v| v.parse::<u64>().ok()) else {
+            return false;
+        };
+        self.written
+            .lock()
+            .get(uid)
+            .is_some_and(|(written, at)| cached < *written && at.elapsed() < STALE_WINDOW)
     }
 
     /// Labels of a namespace, from the cache.
@@ -154,12 +183,17 @@ impl Context {
             "kind": K::kind(&()),
             "status": desired,
         });
-        api.patch_status(
-            &obj.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
+        let written = api
+            .patch_status(
+                &obj.name_any(),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await?;
+        self.record_write(
+            &obj.uid().unwrap_or_default(),
+            written.resource_version().as_deref(),
+        );
         Ok(true)
     }
 }

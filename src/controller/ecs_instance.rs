@@ -10,21 +10,21 @@ use k8s_openapi::api::core::v1::Secret as KubeSecret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use tracing::{info, instrument, warn};
 
 use super::context::Context;
 use super::error::{Error, Result};
+use super::finalizer::{self, Phase};
 use super::mapping::{self, InstanceParams};
 use super::plan::{self, EipStep};
 use super::{jittered, network_name_of, tenancy, token};
 use crate::api::conditions::{self, Desired};
 use crate::api::ecs_instance::{EcsInstanceStatus, NetworkStatusRef};
 use crate::api::{
-    CloudProvider, DeletionPolicy, EcsInstance, FINALIZER, SILENT_ANNOTATION, USER_LABEL,
-    UserNetwork, UserNetworkSpec,
+    CloudProvider, DeletionPolicy, EcsInstance, SILENT_ANNOTATION, USER_LABEL, UserNetwork,
+    UserNetworkSpec,
 };
 use crate::cloud::{
     AllocateEip, CloudDriver, CloudError, CreateSecurityGroup, EipFilter, ErrorClass,
@@ -41,16 +41,13 @@ const CAPACITY_REQUEUE: Duration = Duration::from_secs(30);
 
 #[instrument(skip_all, fields(ecsinstance = %format!("{}/{}", inst.namespace().unwrap_or_default(), inst.name_any())))]
 pub async fn reconcile(inst: Arc<EcsInstance>, ctx: Arc<Context>) -> Result<Action> {
-    let api: Api<EcsInstance> =
-        Api::namespaced(ctx.client.clone(), &inst.namespace().unwrap_or_default());
-    finalizer(&api, FINALIZER, inst, |event| async {
-        match event {
-            FinalizerEvent::Apply(inst) => apply(&inst, &ctx).await,
-            FinalizerEvent::Cleanup(inst) => cleanup(&inst, &ctx).await,
+    finalizer::reconcile(inst, &ctx, |phase| async {
+        match phase {
+            Phase::Apply(inst) => apply(&inst, &ctx).await,
+            Phase::Cleanup(inst) => cleanup(&inst, &ctx).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
 /// A refusal: the input cannot be acted on. Becomes a condition and one Warning event.

@@ -14,8 +14,6 @@ pub enum Error {
         reason: &'static str,
         message: String,
     },
-    #[error("finalizer: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
     /// Deletion must wait for something else (a dependency, an EIP to detach).
     #[error("{0}")]
     Waiting(String),
@@ -27,11 +25,6 @@ impl Error {
             Self::Kube(_) => "KubeApiError",
             Self::Cloud(e) => e.class.reason(),
             Self::Driver { reason, .. } => reason,
-            Self::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.reason(),
-                _ => "FinalizerError",
-            },
             Self::Waiting(_) => "Waiting",
         }
     }

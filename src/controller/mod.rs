@@ -4,6 +4,7 @@ pub mod cloud_provider;
 pub mod context;
 pub mod ecs_instance;
 pub mod error;
+pub mod finalizer;
 pub mod mapping;
 pub mod plan;
 pub mod tenancy;
@@ -67,8 +68,6 @@ pub fn network_name_of(inst: &EcsInstance) -> Option<String> {
 /// How long to wait after a failed reconcile.
 fn error_policy<K>(_obj: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
     let delay = match error.reason() {
-        // A finalizer patch built from a stale cache: the cache catches up within moments.
-        "FinalizerError" => Duration::from_millis(300),
         "Throttled" => Duration::from_secs(5),
         "Waiting" | "DependencyViolation" | "WrongState" => Duration::from_secs(2),
         _ => Duration::from_secs(5),
@@ -158,6 +157,7 @@ where
         scheduler: Box::new(FixedPolicy),
         recorder: Recorder::new(client.clone(), context::reporter()),
         verified: Default::default(),
+        written: Default::default(),
     });
 
     // An EcsInstance waits on its network and its provider: re-reconcile it when they change.

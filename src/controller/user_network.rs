@@ -8,17 +8,17 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Resource, ResourceExt};
 use tracing::{info, instrument};
 
 use super::context::Context;
 use super::error::{Error, Result};
+use super::finalizer::{self, Phase};
 use super::tenancy::{self, TenancyError};
 use super::{jittered, mapping, network_name_of, token};
 use crate::api::conditions::{self, Desired};
 use crate::api::{
-    DeletionPolicy, EcsInstance, FINALIZER, SILENT_ANNOTATION, UserNetwork, UserNetworkStatus, tags,
+    DeletionPolicy, EcsInstance, SILENT_ANNOTATION, UserNetwork, UserNetworkStatus, tags,
 };
 use crate::cloud::{
     CloudDriver, CreateSecurityGroup, CreateSubnet, CreateVpc, ErrorClass, IgnoreNotFound, Tags,
@@ -30,16 +30,13 @@ const PROVISIONING_REQUEUE: std::time::Duration = std::time::Duration::from_secs
 
 #[instrument(skip_all, fields(usernetwork = %format!("{}/{}", net.namespace().unwrap_or_default(), net.name_any())))]
 pub async fn reconcile(net: Arc<UserNetwork>, ctx: Arc<Context>) -> Result<Action> {
-    let api: Api<UserNetwork> =
-        Api::namespaced(ctx.client.clone(), &net.namespace().unwrap_or_default());
-    finalizer(&api, FINALIZER, net, |event| async {
-        match event {
-            FinalizerEvent::Apply(net) => apply(&net, &ctx).await,
-            FinalizerEvent::Cleanup(net) => cleanup(&net, &ctx).await,
+    finalizer::reconcile(net, &ctx, |phase| async {
+        match phase {
+            Phase::Apply(net) => apply(&net, &ctx).await,
+            Phase::Cleanup(net) => cleanup(&net, &ctx).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
 /// Names of the EcsInstances (in the network's namespace) that use it.
