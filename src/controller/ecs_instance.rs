@@ -363,7 +363,7 @@ async fn ensure_network(
             conditions::NETWORK_READY,
             false,
             "NetworkPending",
-            format!("UserNetwork {name} is being created"),
+            format!("UserNetwork {name} is being provisioned"),
         );
         return Ok(None);
     };
