@@ -374,6 +374,36 @@ pub struct AliyunDriver {
 }
 
 impl AliyunDriver {
+    /// Every page of a page-numbered Describe call: `filter` sets the query, `items` takes a
+    /// response apart into its items and the total count.
+    async fn all_pages<R, T>(
+        &self,
+        service: Service,
+        region: &str,
+        action: &str,
+        page_size: u32,
+        filter: impl Fn(&mut Params),
+        items: impl Fn(R) -> (Vec<T>, u64),
+    ) -> CloudResult<Vec<T>>
+    where
+        R: serde::de::DeserializeOwned,
+    {
+        let mut out = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let mut p = Params::new()
+                .with("PageNumber", page)
+                .with("PageSize", page_size);
+            filter(&mut p);
+            let (got, total) = items(self.client.call(service, region, action, p).await?);
+            let empty = got.is_empty();
+            out.extend(got);
+            if empty || out.len() as u64 >= total {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     pub fn new(config: AliyunConfig) -> Result<Self, ConfigError> {
         let client = RpcClient::new(
             config.credentials,
@@ -488,28 +518,26 @@ impl CloudDriver for AliyunDriver {
     }
 
     async fn find_vpcs(&self, region: &str, tags: &Tags) -> CloudResult<Vec<Vpc>> {
-        let mut out = Vec::new();
-        for page in 1..=MAX_PAGES {
-            let mut p = Params::new()
-                .with("PageNumber", page)
-                .with("PageSize", PAGE_SIZE);
+        let filter = |p: &mut Params| {
             p.tags(tags);
-            let r: model::DescribeVpcs = self
-                .client
-                .call(Service::Vpc, region, "DescribeVpcs", p)
-                .await?;
-            let got = r.vpcs.vpc.len();
-            out.extend(r.vpcs.vpc.into_iter().map(|v| Vpc {
-                available: v.status == "Available",
-                tags: v.tags.to_tags(),
-                id: v.vpc_id,
-                cidr_block: v.cidr_block,
-            }));
-            if got == 0 || out.len() as u64 >= r.total_count {
-                break;
-            }
-        }
-        Ok(out)
+        };
+        self.all_pages(
+            Service::Vpc,
+            region,
+            "DescribeVpcs",
+            PAGE_SIZE,
+            filter,
+            |r: model::DescribeVpcs| {
+                let vpcs = r.vpcs.vpc.into_iter().map(|v| Vpc {
+                    available: v.status == "Available",
+                    tags: v.tags.to_tags(),
+                    id: v.vpc_id,
+                    cidr_block: v.cidr_block,
+                });
+                (vpcs.collect(), r.total_count)
+            },
+        )
+        .await
     }
 
     async fn create_vpc(&self, req: &CreateVpc) -> CloudResult<String> {
@@ -543,30 +571,28 @@ impl CloudDriver for AliyunDriver {
         vpc_id: &str,
         tags: &Tags,
     ) -> CloudResult<Vec<Subnet>> {
-        let mut out = Vec::new();
-        for page in 1..=MAX_PAGES {
-            let mut p = Params::new()
-                .with("PageNumber", page)
-                .with("PageSize", PAGE_SIZE);
+        let filter = |p: &mut Params| {
             p.set_opt("VpcId", Some(vpc_id)).tags(tags);
-            let r: model::DescribeVSwitches = self
-                .client
-                .call(Service::Vpc, region, "DescribeVSwitches", p)
-                .await?;
-            let got = r.vswitches.vswitch.len();
-            out.extend(r.vswitches.vswitch.into_iter().map(|v| Subnet {
-                available: v.status == "Available",
-                tags: v.tags.to_tags(),
-                id: v.vswitch_id,
-                vpc_id: v.vpc_id,
-                zone: v.zone_id,
-                cidr_block: v.cidr_block,
-            }));
-            if got == 0 || out.len() as u64 >= r.total_count {
-                break;
-            }
-        }
-        Ok(out)
+        };
+        self.all_pages(
+            Service::Vpc,
+            region,
+            "DescribeVSwitches",
+            PAGE_SIZE,
+            filter,
+            |r: model::DescribeVSwitches| {
+                let subnets = r.vswitches.vswitch.into_iter().map(|v| Subnet {
+                    available: v.status == "Available",
+                    tags: v.tags.to_tags(),
+                    id: v.vswitch_id,
+                    vpc_id: v.vpc_id,
+                    zone: v.zone_id,
+                    cidr_block: v.cidr_block,
+                });
+                (subnets.collect(), r.total_count)
+            },
+        )
+        .await
     }
 
     async fn create_subnet(&self, req: &CreateSubnet) -> CloudResult<String> {
@@ -602,32 +628,29 @@ impl CloudDriver for AliyunDriver {
         vpc_id: &str,
         tags: &Tags,
     ) -> CloudResult<Vec<SecurityGroup>> {
-        let mut out = Vec::new();
-        for page in 1..=MAX_PAGES {
-            let mut p = Params::new()
-                .with("PageNumber", page)
-                .with("PageSize", PAGE_SIZE);
+        let filter = |p: &mut Params| {
             p.set_opt("VpcId", Some(vpc_id)).tags(tags);
-            let r: model::DescribeSecurityGroups = self
-                .client
-                .call(Service::Ecs, region, "DescribeSecurityGroups", p)
-                .await?;
-            let got = r.security_groups.security_group.len();
-            out.extend(
-                r.security_groups
+        };
+        self.all_pages(
+            Service::Ecs,
+            region,
+            "DescribeSecurityGroups",
+            PAGE_SIZE,
+            filter,
+            |r: model::DescribeSecurityGroups| {
+                let groups = r
+                    .security_groups
                     .security_group
                     .into_iter()
                     .map(|g| SecurityGroup {
                         tags: g.tags.to_tags(),
                         id: g.security_group_id,
                         vpc_id: g.vpc_id,
-                    }),
-            );
-            if got == 0 || out.len() as u64 >= r.total_count {
-                break;
-            }
-        }
-        Ok(out)
+                    });
+                (groups.collect(), r.total_count)
+            },
+        )
+        .await
     }
 
     async fn create_security_group(&self, req: &CreateSecurityGroup) -> CloudResult<String> {
@@ -833,28 +856,29 @@ impl CloudDriver for AliyunDriver {
         };
         let mut out = Vec::new();
         for ids in id_batches {
-            let mut seen = 0u64;
-            for page in 1..=MAX_PAGES {
-                let mut p = Params::new()
-                    .with("PageNumber", page)
-                    .with("PageSize", EIP_PAGE_SIZE);
+            let query = |p: &mut Params| {
                 p.set_opt("AllocationId", ids.as_deref());
                 if let Some(instance) = filter.instance_id.as_deref().filter(|s| !s.is_empty()) {
                     p.set("AssociatedInstanceId", instance)
                         .set("AssociatedInstanceType", "EcsInstance");
                 }
                 p.tags(&filter.tags);
-                let r: model::DescribeEipAddresses = self
-                    .client
-                    .call(Service::Vpc, region, "DescribeEipAddresses", p)
-                    .await?;
-                let got = r.eip_addresses.eip_address.len();
-                seen += got as u64;
-                out.extend(r.eip_addresses.eip_address.into_iter().map(to_eip));
-                if got == 0 || seen >= r.total_count {
-                    break;
-                }
-            }
+            };
+            let items = |r: model::DescribeEipAddresses| {
+                let eips = r.eip_addresses.eip_address.into_iter().map(to_eip);
+                (eips.collect(), r.total_count)
+            };
+            out.extend(
+                self.all_pages(
+                    Service::Vpc,
+                    region,
+                    "DescribeEipAddresses",
+                    EIP_PAGE_SIZE,
+                    query,
+                    items,
+                )
+                .await?,
+            );
         }
         Ok(out)
     }
