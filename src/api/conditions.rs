@@ -81,6 +81,25 @@ pub fn merge(
         .collect()
 }
 
+/// Sets one condition in place (same rules as [`merge`]), keeping the others and their order.
+pub fn upsert(
+    conditions: &mut Vec<Condition>,
+    desired: &Desired,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    let updated = merge(conditions, std::slice::from_ref(desired), generation, now);
+    match conditions.iter_mut().find(|c| c.type_ == desired.type_) {
+        Some(existing) => {
+            *existing = updated
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| existing.clone())
+        }
+        None => conditions.extend(updated),
+    }
+}
+
 /// The condition of a type, if present.
 pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conditions.iter().find(|c| c.type_ == type_)

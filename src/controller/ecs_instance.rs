@@ -593,20 +593,9 @@ impl Run<'_> {
             let now = Time(Timestamp::now());
             let generation = self.inst.meta().generation;
             for type_ in [conditions::READY, conditions::INSTANCE_READY] {
-                let previous = progress.status.conditions.clone();
-                let reset = conditions::merge(
-                    &previous,
-                    &[Desired::new(type_, false, "InstanceLost", lost.clone())],
-                    generation,
-                    &now,
-                );
-                progress.status.conditions.retain(|c| c.type_ != type_);
-                progress.status.conditions.extend(reset);
+                let desired = Desired::new(type_, false, "InstanceLost", lost.clone());
+                conditions::upsert(&mut progress.status.conditions, &desired, generation, &now);
             }
-            progress
-                .status
-                .conditions
-                .sort_by_key(|c| condition_order(&c.type_));
             self.persist(progress).await.map_err(StepError::Failed)?;
         }
         let mut owned = self
