@@ -596,53 +596,29 @@ impl Model {
     }
 
     fn vpc(&self, id: &str, region: &str) -> ModelResult<&Vpc> {
-        self.vpcs
-            .get(id)
-            .filter(|v| v.region == region)
-            .ok_or_else(|| ModelError::NotFound {
-                kind: Kind::Vpc,
-                id: id.to_string(),
-            })
+        in_region(&self.vpcs, Kind::Vpc, id, region, |v| &v.region)
     }
 
     pub fn get_subnet(&self, id: &str, region: &str) -> ModelResult<&Subnet> {
-        self.subnets
-            .get(id)
-            .filter(|v| v.region == region)
-            .ok_or_else(|| ModelError::NotFound {
-                kind: Kind::Subnet,
-                id: id.to_string(),
-            })
+        in_region(&self.subnets, Kind::Subnet, id, region, |v| &v.region)
     }
 
     pub fn get_security_group(&self, id: &str, region: &str) -> ModelResult<&SecurityGroup> {
-        self.security_groups
-            .get(id)
-            .filter(|v| v.region == region)
-            .ok_or_else(|| ModelError::NotFound {
-                kind: Kind::SecurityGroup,
-                id: id.to_string(),
-            })
+        in_region(
+            &self.security_groups,
+            Kind::SecurityGroup,
+            id,
+            region,
+            |v| &v.region,
+        )
     }
 
     pub fn get_instance(&self, id: &str, region: &str) -> ModelResult<&Instance> {
-        self.instances
-            .get(id)
-            .filter(|v| v.region == region)
-            .ok_or_else(|| ModelError::NotFound {
-                kind: Kind::Instance,
-                id: id.to_string(),
-            })
+        in_region(&self.instances, Kind::Instance, id, region, |v| &v.region)
     }
 
     pub fn get_eip(&self, id: &str, region: &str) -> ModelResult<&Eip> {
-        self.eips
-            .get(id)
-            .filter(|v| v.region == region)
-            .ok_or_else(|| ModelError::NotFound {
-                kind: Kind::Eip,
-                id: id.to_string(),
-            })
+        in_region(&self.eips, Kind::Eip, id, region, |v| &v.region)
     }
 
     // ---- VPC ----
@@ -1458,6 +1434,23 @@ fn first(ids: Vec<String>) -> ModelResult<String> {
     ids.into_iter()
         .next()
         .ok_or_else(|| ModelError::Invalid("no resource was created".into()))
+}
+
+/// A resource by id, if it exists in the region (resources of other regions are invisible).
+fn in_region<'a, T>(
+    resources: &'a BTreeMap<String, T>,
+    kind: Kind,
+    id: &str,
+    region: &str,
+    region_of: impl Fn(&T) -> &String,
+) -> ModelResult<&'a T> {
+    resources
+        .get(id)
+        .filter(|r| region_of(r) == region)
+        .ok_or_else(|| ModelError::NotFound {
+            kind,
+            id: id.to_string(),
+        })
 }
 
 #[cfg(test)]
