@@ -1273,31 +1273,17 @@ impl Model {
 
     fn tags_mut(&mut self, kind: Kind, region: &str, id: &str) -> Option<&mut Tags> {
         match kind {
-            Kind::Vpc => self
-                .vpcs
-                .get_mut(id)
-                .filter(|r| r.region == region)
-                .map(|r| &mut r.tags),
-            Kind::Subnet => self
-                .subnets
-                .get_mut(id)
-                .filter(|r| r.region == region)
-                .map(|r| &mut r.tags),
-            Kind::SecurityGroup => self
-                .security_groups
-                .get_mut(id)
-                .filter(|r| r.region == region)
-                .map(|r| &mut r.tags),
-            Kind::Instance => self
-                .instances
-                .get_mut(id)
-                .filter(|r| r.region == region)
-                .map(|r| &mut r.tags),
-            Kind::Eip => self
-                .eips
-                .get_mut(id)
-                .filter(|r| r.region == region)
-                .map(|r| &mut r.tags),
+            Kind::Vpc => tags_in_region(&mut self.vpcs, id, region, |r| (&r.region, &mut r.tags)),
+            Kind::Subnet => {
+                tags_in_region(&mut self.subnets, id, region, |r| (&r.region, &mut r.tags))
+            }
+            Kind::SecurityGroup => tags_in_region(&mut self.security_groups, id, region, |r| {
+                (&r.region, &mut r.tags)
+            }),
+            Kind::Instance => tags_in_region(&mut self.instances, id, region, |r| {
+                (&r.region, &mut r.tags)
+            }),
+            Kind::Eip => tags_in_region(&mut self.eips, id, region, |r| (&r.region, &mut r.tags)),
             Kind::SecurityGroupRule => None,
         }
     }
@@ -1451,6 +1437,17 @@ fn in_region<'a, T>(
             kind,
             id: id.to_string(),
         })
+}
+
+/// The tags of a resource by id, if it exists in the region.
+fn tags_in_region<'a, T>(
+    resources: &'a mut BTreeMap<String, T>,
+    id: &str,
+    region: &str,
+    fields: impl FnOnce(&'a mut T) -> (&'a String, &'a mut Tags),
+) -> Option<&'a mut Tags> {
+    let (resource_region, tags) = fields(resources.get_mut(id)?);
+    (resource_region == region).then_some(tags)
 }
 
 #[cfg(test)]
