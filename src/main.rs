@@ -1,4 +1,5 @@
-//! `multicloud-ecs`: the operator binary and its companion subcommands.
+//! `multicloud-ecs`: the operator binary (`run`) and its CRD generator (`crdgen`). The local
+//! cloud emulator is a binary of its own (`multicloud-ecs-emulator`), never part of this one.
 
 use clap::{Parser, Subcommand};
 
@@ -15,8 +16,6 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the local cloud emulator (Alibaba Cloud ECS + VPC APIs) on loopback.
-    Emulator(multicloud_ecs::cloud::emulator::EmulatorArgs),
     /// Run the operator against the cluster of the current kubeconfig (KUBECONFIG or in-cluster).
     Run(RunArgs),
     /// Write the CRDs generated from the API types (to stdout, or one file per CRD into --out).
@@ -116,7 +115,6 @@ fn crdgen(out: Option<std::path::PathBuf>) -> Result<(), Box<dyn std::error::Err
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Emulator(args) => multicloud_ecs::cloud::emulator::run(args).await,
         Command::Crdgen { out } => crdgen(out),
         Command::Run(args) => run_operator(args).await,
     };

@@ -114,6 +114,7 @@ async fn serve_http(addr: SocketAddr, health: Arc<Health>) -> Result<(), Operato
 
 /// Runs the operator until a shutdown signal (or, with leader election, a lost lease).
 pub async fn run(client: Client, options: OperatorOptions) -> Result<(), OperatorError> {
+    mce_cloud::observe::set_call_observer(crate::metrics::record_cloud_call);
     let health = Arc::new(Health::default());
     if let Some(addr) = options.http_addr {
         serve_http(addr, health.clone()).await?;

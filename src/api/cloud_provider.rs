@@ -54,24 +54,42 @@ pub struct CloudProviderSpec {
     pub disabled: bool,
 }
 
-/// Cloud type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub enum ProviderType {
-    #[serde(rename = "ALIYUN")]
-    Aliyun,
-    #[serde(rename = "TENCENT")]
-    Tencent,
-    #[serde(rename = "AWS")]
-    Aws,
-}
+/// Cloud type: the `type` of a registered provider plugin (see [`crate::providers`]). The
+/// schema's enum is generated from the registry, so a new cloud needs no change here.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ProviderType(pub String);
 
 impl ProviderType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Aliyun => "ALIYUN",
-            Self::Tencent => "TENCENT",
-            Self::Aws => "AWS",
-        }
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ProviderType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl schemars::JsonSchema for ProviderType {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ProviderType".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "enum": crate::providers::registry().types(),
+        })
     }
 }
 

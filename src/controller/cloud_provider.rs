@@ -103,7 +103,7 @@ async fn probe(provider: &CloudProvider, ctx: &Context) -> Result<(), (&'static 
 
 fn probe_reason(e: &Error) -> &'static str {
     match e {
-        Error::Cloud(c) if c.class == crate::cloud::ErrorClass::Authentication => {
+        Error::Cloud(c) if c.class == mce_cloud::ErrorClass::Authentication => {
             "AuthenticationFailed"
         }
         Error::Cloud(_) => "ProbeFailed",

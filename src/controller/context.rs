@@ -15,11 +15,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::error::{Error, Result};
-use crate::api::cloud_provider::ProviderType;
 use crate::api::{CloudProvider, EcsInstance, UserNetwork};
-use crate::cloud::aliyun::{AliyunConfig, AliyunDriver, RateLimit};
-use crate::cloud::{CloudDriver, Credentials, Secret as SecretString};
 use crate::scheduler::Scheduler;
+use mce_cloud::{
+    CloudDriver, Credentials, DriverConfig, ProviderProfile, ProviderRegistry, RateLimit,
+    Secret as SecretString,
+};
 
 /// How long a recorded write may hold back reconciles of older cached copies.
 const STALE_WINDOW: Duration = Duration::from_secs(30);
@@ -221,6 +222,7 @@ pub fn reporter() -> Reporter {
 /// a driver's rate limiter is shared by every reconcile of that account.
 pub struct DriverRegistry {
     client: Client,
+    plugins: ProviderRegistry,
     cache: Mutex<HashMap<String, CachedDriver>>,
 }
 
@@ -231,11 +233,47 @@ struct CachedDriver {
 }
 
 impl DriverRegistry {
+    /// Drivers of the providers registered in [`crate::providers`].
     pub fn new(client: Client) -> Self {
+        Self::with_plugins(client, crate::providers::registry().clone())
+    }
+
+    /// Drivers of the given providers (tests register toy providers this way).
+    pub fn with_plugins(client: Client, plugins: ProviderRegistry) -> Self {
         Self {
             client,
+            plugins,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The profile of a provider's type: what the controllers may know about its cloud.
+    pub fn profile(&self, provider: &CloudProvider) -> Result<&'static ProviderProfile> {
+        Ok(self.plugin(provider)?.profile())
+    }
+
+    /// Uses `driver` for `provider` at its current generation (in-process tests).
+    pub fn insert(&self, provider: &CloudProvider, driver: Arc<dyn CloudDriver>) {
+        self.cache.lock().insert(
+            provider.name_any(),
+            CachedDriver {
+                generation: provider.metadata.generation,
+                secret_version: None,
+                driver,
+            },
+        );
+    }
+
+    fn plugin(&self, provider: &CloudProvider) -> Result<&Arc<dyn mce_cloud::ProviderPlugin>> {
+        self.plugins
+            .plugin(provider.spec.provider_type.as_str())
+            .ok_or_else(|| Error::Driver {
+                reason: "ProviderNotSupported",
+                message: format!(
+                    "provider type {} has no driver in this release",
+                    provider.spec.provider_type
+                ),
+            })
     }
 
     /// The provider's driver, built on first use or when the provider's spec changed.
@@ -269,7 +307,7 @@ impl DriverRegistry {
         {
             return Ok(cached.driver.clone());
         }
-        let driver = build_driver(provider, &secret)?;
+        let driver = self.build_driver(provider, &secret)?;
         self.cache.lock().insert(
             provider.name_any(),
             CachedDriver {
@@ -301,41 +339,36 @@ fn secret_value(secret: &Secret, key: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn build_driver(provider: &CloudProvider, secret: &Secret) -> Result<Arc<dyn CloudDriver>> {
-    let missing = |key: &str| Error::Driver {
-        reason: "CredentialsInvalid",
-        message: format!("Secret {} has no {key:?} key", secret.name_any()),
-    };
-    let credentials = Credentials {
-        access_key_id: secret_value(secret, "accessKeyId").ok_or_else(|| missing("accessKeyId"))?,
-        access_key_secret: SecretString::new(
-            secret_value(secret, "accessKeySecret").ok_or_else(|| missing("accessKeySecret"))?,
-        ),
-    };
-    match provider.spec.provider_type {
-        ProviderType::Aliyun => {
-            let mut config = AliyunConfig::new(credentials);
-            if let Some(endpoint) = &provider.spec.endpoint {
-                config = config.with_endpoint(endpoint.clone());
-            }
-            if let Some(limit) = &provider.spec.rate_limit {
-                config.rate_limit = RateLimit {
-                    per_second: f64::from(limit.requests_per_second),
-                    burst: limit.burst,
-                };
-            }
-            let driver = AliyunDriver::new(config).map_err(|e| Error::Driver {
-                reason: "DriverConfigInvalid",
-                message: e.to_string(),
-            })?;
-            Ok(Arc::new(driver))
-        }
-        other => Err(Error::Driver {
-            reason: "ProviderNotSupported",
-            message: format!(
-                "provider type {} has no driver in this release",
-                other.as_str()
+impl DriverRegistry {
+    fn build_driver(
+        &self,
+        provider: &CloudProvider,
+        secret: &Secret,
+    ) -> Result<Arc<dyn CloudDriver>> {
+        let missing = |key: &str| Error::Driver {
+            reason: "CredentialsInvalid",
+            message: format!("Secret {} has no {key:?} key", secret.name_any()),
+        };
+        let credentials = Credentials {
+            access_key_id: secret_value(secret, "accessKeyId")
+                .ok_or_else(|| missing("accessKeyId"))?,
+            access_key_secret: SecretString::new(
+                secret_value(secret, "accessKeySecret")
+                    .ok_or_else(|| missing("accessKeySecret"))?,
             ),
-        }),
+        };
+        let plugin = self.plugin(provider)?;
+        let config = DriverConfig {
+            credentials,
+            endpoint: provider.spec.endpoint.clone(),
+            rate_limit: provider.spec.rate_limit.as_ref().map(|limit| RateLimit {
+                per_second: f64::from(limit.requests_per_second),
+                burst: limit.burst,
+            }),
+        };
+        plugin.build(config).map_err(|message| Error::Driver {
+            reason: "DriverConfigInvalid",
+            message,
+        })
     }
 }

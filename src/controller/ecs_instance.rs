@@ -26,11 +26,12 @@ use crate::api::{
     CloudProvider, DeletionPolicy, EcsInstance, SILENT_ANNOTATION, USER_LABEL, UserNetwork,
     UserNetworkSpec,
 };
-use crate::cloud::{
-    AllocateEip, CloudDriver, CloudError, CreateSecurityGroup, EipFilter, ErrorClass,
-    IgnoreNotFound, Instance, InstanceStatus, Login, RunInstance, Secret as SecretString, Tags,
-};
 use crate::scheduler::SchedulingRequest;
+use mce_cloud::{
+    AllocateEip, CloudDriver, CloudError, CreateSecurityGroup, EipFilter, ErrorClass,
+    IgnoreNotFound, Instance, InstanceStatus, Login, ProviderProfile, RunInstance,
+    Secret as SecretString, Tags,
+};
 
 /// Look again soon while the cloud is still moving (instance booting, EIP in transition).
 const SHORT_REQUEUE: Duration = Duration::from_secs(1);
@@ -71,6 +72,7 @@ impl Refusal {
 struct Resolved {
     tenant: String,
     provider: Arc<CloudProvider>,
+    profile: &'static ProviderProfile,
     params: InstanceParams,
     network_name: String,
 }
@@ -115,12 +117,17 @@ fn resolve(inst: &EcsInstance, ctx: &Context) -> std::result::Result<Resolved, R
                 })?
         }
     };
-    let params = mapping::instance_params(&provider.spec, spec)
+    let profile = ctx
+        .drivers
+        .profile(&provider)
+        .map_err(|e| Refusal::new(conditions::INSTANCE_READY, e.reason(), e.to_string()))?;
+    let params = mapping::instance_params(&provider.spec, profile, spec)
         .map_err(|e| Refusal::new(conditions::INSTANCE_READY, e.reason(), e.to_string()))?;
     let network_name = network_name_of(inst).unwrap_or_default();
     Ok(Resolved {
         tenant,
         provider,
+        profile,
         params,
         network_name,
     })
@@ -225,7 +232,7 @@ async fn apply(inst: &EcsInstance, ctx: &Context) -> Result<Action> {
     // Input that can be refused without the cloud is refused before any cloud call, the
     // network's included: while the instance is still to be created, check its login Secret.
     if progress.status.instance_id.is_none() {
-        match Run::login(inst, ctx, &mut progress).await {
+        match Run::login(inst, ctx, resolved.profile, &mut progress).await {
             Ok(_) => {}
             Err(StepError::Refused(delay)) => {
                 return finish(inst, ctx, progress, Some(delay)).await;
@@ -612,7 +619,7 @@ impl Run<'_> {
         }
 
         let security_group = self.ensure_security_group(progress).await?;
-        let login = Self::login(self.inst, self.ctx, progress).await?;
+        let login = Self::login(self.inst, self.ctx, self.resolved.profile, progress).await?;
 
         // Token first, persisted, then the call.
         if progress.status.client_token.is_none() {
@@ -721,6 +728,7 @@ impl Run<'_> {
     async fn login(
         inst: &EcsInstance,
         ctx: &Context,
+        profile: &ProviderProfile,
         progress: &mut Progress,
     ) -> std::result::Result<Login, StepError> {
         if let Some(name) = &inst.spec.key_pair_name {
@@ -761,14 +769,11 @@ impl Run<'_> {
                 ),
             ));
         };
-        if !plan::password_is_acceptable(&password) {
+        if let Err(problem) = profile.password.check(&password) {
             return Err(refuse(
                 progress,
                 "PasswordInvalid",
-                format!(
-                    "the password in Secret {:?} must have 8-30 characters from at least three of: lower case, upper case, digits, special characters",
-                    secret_ref.name
-                ),
+                format!("Secret {:?}: {problem}", secret_ref.name),
             ));
         }
         Ok(Login::Password(SecretString::new(password)))
@@ -787,7 +792,8 @@ impl Run<'_> {
     }
 
     async fn reconcile_tags(&self, instance: &Instance, progress: &mut Progress) -> Result<()> {
-        let (set, remove) = plan::tag_changes(&self.resource_tags(), &instance.tags);
+        let (set, remove) =
+            plan::tag_changes(&self.resource_tags(), &instance.tags, self.resolved.profile);
         progress.cloud_changed |= !set.is_empty() || !remove.is_empty();
         if !set.is_empty() {
             self.driver
@@ -952,7 +958,7 @@ impl Run<'_> {
         }
     }
 
-    async fn describe_eip(&self, region: &str, id: &str) -> Result<Option<crate::cloud::Eip>> {
+    async fn describe_eip(&self, region: &str, id: &str) -> Result<Option<mce_cloud::Eip>> {
         let filter = EipFilter {
             allocation_ids: vec![id.to_string()],
             ..EipFilter::default()

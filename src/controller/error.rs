@@ -1,6 +1,6 @@
 //! Reconciler errors. Each has a stable `reason()` used for conditions, events and metrics.
 
-use crate::cloud::CloudError;
+use mce_cloud::CloudError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

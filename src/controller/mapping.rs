@@ -2,9 +2,10 @@
 //! CloudProvider's catalog and defaults. Pure functions; an unknown key is refused rather than
 //! silently replaced by a default (ordering an A100 and getting the default type is a lie).
 
-use crate::api::cloud_provider::{CloudProviderSpec, ProviderType};
+use mce_cloud::{self as cloud, PasswordPolicy, ProviderProfile, SystemDisk};
+
+use crate::api::cloud_provider::CloudProviderSpec;
 use crate::api::ecs_instance::{self, EcsInstanceSpec};
-use crate::cloud::{self, SystemDisk};
 
 /// Why the spec cannot be mapped onto the provider. `reason()` is the stable condition reason.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -85,6 +86,7 @@ const DEFAULT_DISK_GIB: u32 = 40;
 /// resolveInstanceType, mapInstanceChargeMode and mapBandwidthMode).
 pub fn instance_params(
     provider: &CloudProviderSpec,
+    profile: &ProviderProfile,
     spec: &EcsInstanceSpec,
 ) -> Result<InstanceParams, MappingError> {
     let placement = placement(provider, spec.region.as_deref(), spec.zone.as_deref())?;
@@ -149,7 +151,7 @@ pub fn instance_params(
             .unwrap_or(DEFAULT_DISK_GIB),
     };
 
-    if spec.password_secret_ref.is_some() && provider.provider_type == ProviderType::Aws {
+    if spec.password_secret_ref.is_some() && profile.password == PasswordPolicy::Unsupported {
         return Err(MappingError::PasswordUnsupported);
     }
 
@@ -165,9 +167,8 @@ pub fn instance_params(
         instance_type,
         system_disk,
         charge,
-        instance_charge_type: charge_wire(provider.provider_type, charge).to_string(),
-        internet_charge_type: bandwidth_mode
-            .map(|m| bandwidth_wire(provider.provider_type, m).to_string()),
+        instance_charge_type: (profile.charge_wire)(charge).to_string(),
+        internet_charge_type: bandwidth_mode.map(|m| (profile.bandwidth_wire)(m).to_string()),
     })
 }
 
@@ -184,26 +185,6 @@ pub fn bandwidth_mode(mode: ecs_instance::BandwidthMode) -> cloud::BandwidthMode
     match mode {
         ecs_instance::BandwidthMode::Traffic => cloud::BandwidthMode::Traffic,
         ecs_instance::BandwidthMode::Fixed => cloud::BandwidthMode::Fixed,
-    }
-}
-
-/// The provider's name for a charge mode, as shown in status.
-pub fn charge_wire(provider: ProviderType, charge: cloud::ChargeMode) -> &'static str {
-    match (provider, charge) {
-        (ProviderType::Aliyun, c) => cloud::aliyun::charge_type_wire(c),
-        (ProviderType::Tencent, cloud::ChargeMode::OnDemand) => "POSTPAID_BY_HOUR",
-        (ProviderType::Tencent, cloud::ChargeMode::Prepaid { .. }) => "PREPAID",
-        (ProviderType::Aws, _) => "on-demand",
-    }
-}
-
-/// The provider's name for a bandwidth billing mode, as shown in status.
-pub fn bandwidth_wire(provider: ProviderType, mode: cloud::BandwidthMode) -> &'static str {
-    match (provider, mode) {
-        (ProviderType::Aliyun, m) => cloud::aliyun::bandwidth_mode_wire(m),
-        (ProviderType::Tencent, cloud::BandwidthMode::Traffic) => "TRAFFIC_POSTPAID_BY_HOUR",
-        (ProviderType::Tencent, cloud::BandwidthMode::Fixed) => "BANDWIDTH_POSTPAID_BY_HOUR",
-        (ProviderType::Aws, _) => "traffic",
     }
 }
 
@@ -242,6 +223,7 @@ mod tests {
     fn design_order_is_mapped() {
         let p = instance_params(
             &provider(),
+            &mce_cloud_aliyun::PROFILE,
             &spec(
                 serde_json::json!({"gpuModel": "a100", "systemDisk": {"sizeGiB": 100},
                 "publicIp": {"allocate": true, "bandwidthMbps": 10}, "chargeMode": "ON_DEMAND"}),
@@ -272,6 +254,7 @@ mod tests {
     fn regional_catalog_wins() {
         let p = instance_params(
             &provider(),
+            &mce_cloud_aliyun::PROFILE,
             &spec(serde_json::json!({"gpuModel": "A100", "region": "cn-beijing"})),
         )
         .unwrap();
@@ -283,16 +266,26 @@ mod tests {
     fn instance_type_size_and_default() {
         let p = instance_params(
             &provider(),
+            &mce_cloud_aliyun::PROFILE,
             &spec(serde_json::json!({"instanceType": "ecs.x"})),
         )
         .unwrap();
         assert_eq!(p.instance_type, "ecs.x");
-        let p = instance_params(&provider(), &spec(serde_json::json!({"cpu": 3}))).unwrap();
-        assert_eq!(p.instance_type, "ecs.g7.xlarge");
-        let p = instance_params(&provider(), &spec(serde_json::json!({}))).unwrap();
-        assert_eq!(p.instance_type, "ecs.g7.large");
         let p = instance_params(
             &provider(),
+            &mce_cloud_aliyun::PROFILE,
+            &spec(serde_json::json!({"cpu": 3})),
+        )
+        .unwrap();
+        assert_eq!(p.instance_type, "ecs.g7.xlarge");
+        let p = instance_params(
+            &provider(),
+            &mce_cloud_aliyun::PROFILE,
+            &spec(serde_json::json!({})),
+        )
+        .unwrap();
+        assert_eq!(p.instance_type, "ecs.g7.large");
+        let p = instance_params(&provider(), &mce_cloud_aliyun::PROFILE,
             &spec(serde_json::json!({"chargeMode": "PREPAID", "periodMonths": 3, "publicIp": {"allocate": true, "bandwidthMode": "FIXED"}})),
         )
         .unwrap();
@@ -304,7 +297,7 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused() {
         let reason = |extra| {
-            instance_params(&provider(), &spec(extra))
+            instance_params(&provider(), &mce_cloud_aliyun::PROFILE, &spec(extra))
                 .unwrap_err()
                 .reason()
         };
@@ -324,7 +317,7 @@ mod tests {
         let mut p = provider();
         p.defaults.region = None;
         assert_eq!(
-            instance_params(&p, &spec(serde_json::json!({})))
+            instance_params(&p, &mce_cloud_aliyun::PROFILE, &spec(serde_json::json!({})))
                 .unwrap_err()
                 .reason(),
             "RegionRequired"
@@ -332,7 +325,7 @@ mod tests {
         p.defaults.region = Some("cn-hangzhou".into());
         p.defaults.instance_type = None;
         assert_eq!(
-            instance_params(&p, &spec(serde_json::json!({})))
+            instance_params(&p, &mce_cloud_aliyun::PROFILE, &spec(serde_json::json!({})))
                 .unwrap_err()
                 .reason(),
             "InstanceTypeRequired"

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use crate::api::conditions::{self, Desired};
 use crate::api::ecs_instance::Phase;
 use crate::api::tags;
-use crate::cloud::{Eip, EipStatus, PortRule, Tags};
+use mce_cloud::{Eip, EipStatus, PortRule, ProviderProfile, Tags};
 
 /// Source of every opened port: the design opens ports to the internet.
 pub const ANYWHERE: &str = "0.0.0.0/0";
@@ -47,8 +47,12 @@ pub fn port_changes(
 }
 
 /// Tags to set and tag keys to remove so the instance carries exactly the desired tags.
-/// Provider-owned keys (`acs:`, `aliyun`) are never removed.
-pub fn tag_changes(desired: &Tags, current: &Tags) -> (Tags, Vec<String>) {
+/// Keys the cloud owns (the profile's reserved prefixes) are never removed.
+pub fn tag_changes(
+    desired: &Tags,
+    current: &Tags,
+    profile: &ProviderProfile,
+) -> (Tags, Vec<String>) {
     let set: Tags = desired
         .iter()
         .filter(|(k, v)| current.get(*k) != Some(*v))
@@ -56,7 +60,7 @@ pub fn tag_changes(desired: &Tags, current: &Tags) -> (Tags, Vec<String>) {
         .collect();
     let remove = current
         .keys()
-        .filter(|k| !desired.contains_key(*k) && !k.starts_with("acs:") && !k.starts_with("aliyun"))
+        .filter(|k| !desired.contains_key(*k) && !profile.is_reserved_tag(k))
         .cloned()
         .collect();
     (set, remove)
@@ -195,25 +199,6 @@ pub fn new_failures<'a>(
         .collect()
 }
 
-/// Alibaba's password rule (8–30 characters from at least three of: lower, upper, digit,
-/// special). Checked before any cloud call so a bad password is a condition, not a cloud error;
-/// the message never contains the password.
-pub fn password_is_acceptable(password: &str) -> bool {
-    let len_ok = (8..=30).contains(&password.chars().count());
-    let classes = [
-        password.chars().any(|c| c.is_ascii_lowercase()),
-        password.chars().any(|c| c.is_ascii_uppercase()),
-        password.chars().any(|c| c.is_ascii_digit()),
-        password
-            .chars()
-            .any(|c| "()`~!@#$%^&*-_+=|{}[]:;'<>,.?/".contains(c)),
-    ];
-    let only_allowed = password
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "()`~!@#$%^&*-_+=|{}[]:;'<>,.?/".contains(c));
-    len_ok && only_allowed && classes.iter().filter(|c| **c).count() >= 3
-}
-
 /// Tags of every resource made for an instance.
 pub fn instance_tags(base: Tags) -> Tags {
     let mut t = base;
@@ -258,10 +243,13 @@ mod tests {
             ("c".into(), "3".into()),
             ("acs:x".into(), "y".into()),
         ]);
-        let (set, remove) = tag_changes(&desired, &current);
+        let (set, remove) = tag_changes(&desired, &current, &mce_cloud_aliyun::PROFILE);
         assert_eq!(set, desired);
         assert_eq!(remove, vec!["c".to_string()]);
-        assert_eq!(tag_changes(&desired, &desired), (Tags::new(), vec![]));
+        assert_eq!(
+            tag_changes(&desired, &desired, &mce_cloud_aliyun::PROFILE),
+            (Tags::new(), vec![])
+        );
     }
 
     fn eip(instance: Option<&str>, status: EipStatus, mbps: u32) -> Eip {
@@ -377,13 +365,5 @@ mod tests {
             "",
         )];
         assert_eq!(new_failures(&previous, &other).len(), 1);
-    }
-
-    #[test]
-    fn password_rule() {
-        assert!(password_is_acceptable("Passw0rd!"));
-        assert!(!password_is_acceptable("short1A"));
-        assert!(!password_is_acceptable("alllowercase"));
-        assert!(!password_is_acceptable("Has space 1"));
     }
 }

@@ -8,7 +8,7 @@ use ipnet::Ipv4Net;
 use sha2::{Digest, Sha256};
 
 use crate::api::{TENANT_LABEL, tags};
-use crate::cloud::Tags;
+use mce_cloud::Tags;
 
 /// Why the tenant cannot be established. `reason()` is the stable condition reason.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -20,10 +20,10 @@ use crate::api::conditions::{self, Desired};
 use crate::api::{
     DeletionPolicy, EcsInstance, SILENT_ANNOTATION, UserNetwork, UserNetworkStatus, tags,
 };
-use crate::cloud::{
+use crate::scheduler;
+use mce_cloud::{
     CloudDriver, CreateSecurityGroup, CreateSubnet, CreateVpc, ErrorClass, IgnoreNotFound, Tags,
 };
-use crate::scheduler;
 
 /// Requeue while a VPC is still being provisioned by the cloud.
 const PROVISIONING_REQUEUE: std::time::Duration = std::time::Duration::from_secs(1);

@@ -99,7 +99,7 @@ mod tests {
         let mut p = CloudProvider::new(
             &code.to_lowercase(),
             CloudProviderSpec {
-                provider_type: ProviderType::Aliyun,
+                provider_type: ProviderType::new("ALIYUN"),
                 code: code.into(),
                 credentials_secret_ref: CredentialsSecretRef {
                     name: "s".into(),

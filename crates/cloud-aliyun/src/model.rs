@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Deserializer};
 
-use crate::cloud::Tags;
+use mce_cloud::Tags;
 
 /// Error body: `{RequestId, HostId, Code, Message, Recommend}`.
 #[derive(Debug, Default, Deserialize)]

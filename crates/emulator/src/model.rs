@@ -13,7 +13,8 @@ use ipnet::Ipv4Net;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::cloud::Tags;
+/// Resource tags, ordered so listings are deterministic.
+pub type Tags = BTreeMap<String, String>;
 
 /// Resource kinds, for errors and inspection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 use rand::Rng;
 use serde_json::Value;
 
-use crate::cloud::aliyun::sign::{
+use mce_cloud_aliyun::sign::{
     Acs3Request, EMPTY_BODY_SHA256, canonical_query, percent_encode, rpc_v2_signature,
 };
 
@@ -152,7 +152,8 @@ impl SignedClient {
         action: &str,
         params: &[(&str, &str)],
     ) -> reqwest::Result<(u16, Value)> {
-        self.call(super::aliyun::ECS_VERSION, action, params).await
+        self.call(mce_emulator::aliyun::ECS_VERSION, action, params)
+            .await
     }
 
     /// A VPC (2016-04-28) call.
@@ -161,7 +162,8 @@ impl SignedClient {
         action: &str,
         params: &[(&str, &str)],
     ) -> reqwest::Result<(u16, Value)> {
-        self.call(super::aliyun::VPC_VERSION, action, params).await
+        self.call(mce_emulator::aliyun::VPC_VERSION, action, params)
+            .await
     }
 }
 

@@ -2,7 +2,7 @@
 //! Cloud's flattening rules (`Tag.N.Key`, `SystemDisk.Size`, `Permissions.N.PortRange`,
 //! JSON-array strings such as `InstanceIds=["i-1","i-2"]`).
 
-use crate::cloud::Tags;
+use mce_cloud::Tags;
 
 /// Parameter names whose values are secret: never logged, scrubbed from error messages.
 pub const SECRET_PARAMS: &[&str] = &["Password"];

@@ -1,6 +1,6 @@
 //! Alibaba Cloud error codes → provider-neutral [`ErrorClass`].
 
-use crate::cloud::ErrorClass;
+use mce_cloud::ErrorClass;
 
 /// Classifies an Alibaba Cloud error code (with the HTTP status it came with).
 ///

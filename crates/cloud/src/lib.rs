@@ -1,4 +1,6 @@
-//! The cloud layer: one driver interface, one folder per provider, and the local emulator.
+//! The provider-neutral cloud layer: one driver interface, neutral types, error classes, retry
+//! with jitter, the client-side rate limiter, and the provider profile every driver publishes.
+//! No Kubernetes types: the operator maps its API onto these.
 //!
 //! The interface is shaped for Alibaba Cloud, Tencent Cloud and AWS alike:
 //! - login is a password *or* a key pair (AWS has no password login);
@@ -7,9 +9,11 @@
 //!   [`Eip::status`] rather than assume the call finished;
 //! - an EIP is released only after it is disassociated (AWS, Alibaba): callers disassociate first.
 
-pub mod aliyun;
-pub mod emulator;
 pub mod error;
+pub mod observe;
+pub mod profile;
+pub mod ratelimit;
+pub mod retry;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,6 +22,11 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use error::{CloudError, CloudResult, ErrorClass, IgnoreNotFound};
+pub use profile::{
+    DriverConfig, PasswordPolicy, ProviderLimits, ProviderPlugin, ProviderProfile, ProviderRegistry,
+};
+pub use ratelimit::RateLimit;
+pub use retry::RetryPolicy;
 
 /// Cloud resource tags, ordered so requests are deterministic (and signatures reproducible).
 pub type Tags = BTreeMap<String, String>;

@@ -9,8 +9,7 @@ pub mod client;
 pub mod errors;
 pub mod model;
 pub mod params;
-pub mod ratelimit;
-pub mod retry;
+mod profile;
 pub mod sign;
 
 use std::time::Duration;
@@ -19,11 +18,11 @@ use async_trait::async_trait;
 
 pub use client::{ConfigError, Endpoint, Service, TransportStats};
 use client::{PROVIDER, RpcClient};
+pub use mce_cloud::{RateLimit, RetryPolicy};
 pub use params::Params;
-pub use ratelimit::RateLimit;
-pub use retry::RetryPolicy;
+pub use profile::{AliyunPlugin, PROFILE};
 
-use crate::cloud::{
+use mce_cloud::{
     AllocateEip, BandwidthMode, ChargeMode, CloudDriver, CloudError, CloudResult,
     CreateSecurityGroup, CreateSubnet, CreateVpc, Credentials, Eip, EipFilter, EipStatus,
     ErrorClass, Instance, InstanceStatus, Login, PortRule, Price, PriceQuery, RunInstance,
@@ -951,7 +950,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::cloud::{Secret, SystemDisk};
+    use mce_cloud::{Secret, SystemDisk};
 
     fn run_request() -> RunInstance {
         RunInstance {

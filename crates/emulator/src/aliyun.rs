@@ -1,7 +1,6 @@
 //! Alibaba Cloud RPC front end of the emulator: request parsing (`POST /?params`, form bodies,
-//! `GET`), ACS3-HMAC-SHA256 and V2 HMAC-SHA1 verification (with the canonicalization of
-//! [`crate::cloud::aliyun::sign`]), dispatch by version and action, Alibaba response shapes and
-//! error bodies.
+//! `GET`), ACS3-HMAC-SHA256 and V2 HMAC-SHA1 verification (the server's own, [`crate::verify`]),
+//! dispatch by version and action, Alibaba response shapes and error bodies.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,10 +18,8 @@ use super::model::{
     AllocateEip, CreateSecurityGroup, CreateSubnet, CreateVpc, Idem, Instance, Kind, Model,
     ModelError, RuleSpec, RunInstances, round_cents, tags_match,
 };
-use crate::cloud::Tags;
-use crate::cloud::aliyun::sign::{
-    Acs3Request, parse_acs3_authorization, rpc_v2_signature, sha256_hex, signatures_equal,
-};
+use crate::model::Tags;
+use crate::verify::{self, Acs3Header, ReceivedRequest, sha256_hex};
 
 pub const ECS_VERSION: &str = "2014-05-26";
 pub const VPC_VERSION: &str = "2016-04-28";
@@ -414,7 +411,7 @@ fn authenticate(
     body: &[u8],
 ) -> ApiResult<()> {
     if let Some(auth) = header_str(headers, "authorization") {
-        let parsed = parse_acs3_authorization(auth).ok_or_else(|| {
+        let parsed = Acs3Header::parse(auth).ok_or_else(|| {
             ApiError::new(
                 400,
                 "IncompleteSignature",
@@ -460,21 +457,23 @@ fn authenticate(
                 )
             })
             .collect();
-        let request = Acs3Request {
+        let request = ReceivedRequest {
             method: method.as_str(),
             path: uri.path(),
             query,
             headers: &header_pairs,
-            signed_headers: &parsed.signed_headers,
             body_sha256: header_str(headers, "x-acs-content-sha256").unwrap_or(&body_sha),
         };
-        if !signatures_equal(&request.signature(secret), &parsed.signature) {
+        let string_to_sign = request.acs3_string_to_sign(&parsed.signed_headers);
+        if !verify::same_signature(
+            &verify::acs3_expected(secret, &string_to_sign),
+            &parsed.signature,
+        ) {
             return Err(ApiError::new(
                 400,
                 "SignatureDoesNotMatch",
                 format!(
-                    "Specified signature does not match our calculation. The string to sign is: {:?}",
-                    request.string_to_sign()
+                    "Specified signature does not match our calculation. The string to sign is: {string_to_sign:?}"
                 ),
             ));
         }
@@ -507,12 +506,12 @@ fn authenticate(
     }
     check_timestamp(state, params.req("Timestamp")?, "Timestamp")?;
     let nonce = params.req("SignatureNonce")?;
-    let expected = rpc_v2_signature(
+    let expected = verify::v2_expected(
         method.as_str(),
         params.0.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         secret,
     );
-    if !signatures_equal(&expected, signature) {
+    if !verify::same_signature(&expected, signature) {
         return Err(ApiError::new(
             400,
             "SignatureDoesNotMatch",

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::cloud::ErrorClass;
+use crate::ErrorClass;
 
 /// Bounded retries with exponential backoff and full jitter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

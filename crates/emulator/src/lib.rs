@@ -12,7 +12,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use multicloud_ecs::cloud::emulator::{start, EmulatorConfig};
+//! use mce_emulator::{start, EmulatorConfig};
 //! let emulator = start(EmulatorConfig::default()).await?;
 //! println!("endpoint {}", emulator.endpoint());
 //! emulator.shutdown().await;
@@ -21,7 +21,7 @@
 
 pub mod aliyun;
 pub mod model;
-pub mod testing;
+mod verify;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -43,7 +43,7 @@ use model::{Faults, Model, ModelSettings, PriceTable, Quotas, StockEntry};
 pub const DEFAULT_ACCESS_KEY_ID: &str = "emulator-access-key-id";
 pub const DEFAULT_ACCESS_KEY_SECRET: &str = "emulator-access-key-secret";
 
-/// Command-line arguments of `multicloud-ecs emulator`.
+/// Command-line arguments of `multicloud-ecs-emulator`.
 #[derive(Debug, clap::Args)]
 pub struct EmulatorArgs {
     /// Address to listen on.

@@ -12,10 +12,10 @@ use tracing::Instrument;
 use super::errors::classify;
 use super::model::ErrorBody;
 use super::params::Params;
-use super::ratelimit::{RateLimit, RegionLimiter};
-use super::retry::RetryPolicy;
 use super::sign::{Acs3Request, EMPTY_BODY_SHA256, percent_encode};
-use crate::cloud::{CloudError, CloudResult, Credentials, ErrorClass};
+use mce_cloud::ratelimit::{RateLimit, RegionLimiter};
+use mce_cloud::retry::RetryPolicy;
+use mce_cloud::{CloudError, CloudResult, Credentials, ErrorClass};
 
 pub const PROVIDER: &str = "ALIYUN";
 const REDACTED: &str = "<redacted>";
@@ -231,7 +231,7 @@ impl RpcClient {
                 Ok(_) => "success",
                 Err(e) => e.class.reason(),
             };
-            crate::metrics::record_cloud_call(PROVIDER, action, outcome, started.elapsed());
+            mce_cloud::observe::record_call(PROVIDER, action, outcome, started.elapsed());
             match result {
                 Ok((body, request_id)) => {
                     tracing::Span::current().record("request_id", request_id.as_str());
@@ -465,8 +465,8 @@ mod tests {
         use parking_lot::Mutex;
 
         use super::super::*;
-        use crate::cloud::Secret;
-        use crate::cloud::aliyun::sign::{parse_acs3_authorization, signatures_equal};
+        use crate::sign::{parse_acs3_authorization, signatures_equal};
+        use mce_cloud::Secret;
 
         const SECRET: &str = "s3cr3t-KEY";
 
@@ -555,7 +555,7 @@ mod tests {
             let p = Params::new()
                 .with("Description", "a b*c~")
                 .with("InstanceIds", r#"["i-1"]"#);
-            let r: crate::cloud::aliyun::model::Empty =
+            let r: crate::model::Empty =
                 c.call(Service::Vpc, "cn-x", "DeleteVpc", p).await.unwrap();
             assert_eq!(r.request_id, "rid-ok");
             assert_eq!(
@@ -595,7 +595,7 @@ mod tests {
             let endpoint = serve(Arc::clone(&mock)).await;
             let c = client(&endpoint, SECRET);
             let err = c
-                .call::<crate::cloud::aliyun::model::Empty>(
+                .call::<crate::model::Empty>(
                     Service::Ecs,
                     "cn-x",
                     "RunInstances",
@@ -624,7 +624,7 @@ mod tests {
                 .port();
             let c = client(&format!("http://127.0.0.1:{port}"), SECRET);
             let err = c
-                .call::<crate::cloud::aliyun::model::Empty>(
+                .call::<crate::model::Empty>(
                     Service::Ecs,
                     "cn-x",
                     "RunInstances",
