@@ -9,14 +9,15 @@
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-# Manifests first, then sources. benches/ is listed in Cargo.toml ([[bench]]), so cargo needs it
-# to parse the manifest, though it is not built here.
+# The whole workspace is copied because cargo must read every member's manifest, but only the
+# operator package is built: the emulator, test kit and benchmarks never enter the image
+# (scripts/test.sh checks that the operator binary does not contain the emulator).
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-COPY benches ./benches
+COPY crates ./crates
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin multicloud-ecs \
+    cargo build --release --locked -p multicloud-ecs --bin multicloud-ecs \
  && install -D -m 0755 target/release/multicloud-ecs /out/multicloud-ecs
 
 FROM gcr.io/distroless/cc-debian12:nonroot

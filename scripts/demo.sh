@@ -10,6 +10,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 STATE=${MCE_DEMO_DIR:-${TMPDIR:-/tmp}/multicloud-ecs-demo}
 BIN=$ROOT/target/debug/multicloud-ecs
+EMULATOR_BIN=$ROOT/target/debug/multicloud-ecs-emulator
 
 log() { printf '[demo] %s\n' "$*" >&2; }
 
@@ -38,12 +39,12 @@ scripts/control-plane.sh up
 export KUBECONFIG
 KUBECONFIG=$(scripts/control-plane.sh kubeconfig)
 
-log "building the operator"
-cargo build --quiet --bin multicloud-ecs
+log "building the operator and the cloud emulator"
+cargo build --quiet -p multicloud-ecs --bin multicloud-ecs -p mce-emulator --bin multicloud-ecs-emulator
 
 if ! { [[ -f $STATE/emulator.pid ]] && kill -0 "$(cat "$STATE/emulator.pid")" 2>/dev/null; }; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  "$BIN" emulator --listen "127.0.0.1:$port" >"$STATE/emulator.log" 2>&1 &
+  "$EMULATOR_BIN" --listen "127.0.0.1:$port" >"$STATE/emulator.log" 2>&1 &
   echo $! >"$STATE/emulator.pid"
   echo "$port" >"$STATE/emulator.port"
   for _ in $(seq 1 50); do curl -fsS "http://127.0.0.1:$port/_emulator/calls" >/dev/null 2>&1 && break; sleep 0.1; done

@@ -17,11 +17,11 @@ fi
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy"
-cargo clippy --all-targets --quiet -- -D warnings
+step "cargo clippy (every crate of the workspace)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "cargo build"
-cargo build --quiet --bins
+cargo build --quiet --workspace --bins
 
 step "crds/ is generated from the API types"
 generated=$(mktemp -d)
@@ -32,6 +32,9 @@ if ! diff -ru crds "$generated"; then
 fi
 rm -rf "$generated"
 
+step "the operator neither depends on nor contains the emulator"
+scripts/check-operator-binary.sh target/debug/multicloud-ecs target/debug/multicloud-ecs-emulator
+
 # --- Helm chart (issue 5): CRD templates generated from crds/, helm lint, and the rendered chart
 # accepted by the real API server (kubectl apply --dry-run=server). Builds Helm once if missing;
 # tests/chart_rbac.rs (in cargo test below) uses it too.
@@ -39,13 +42,14 @@ step "Helm chart: CRD templates current, helm lint, kubectl apply --dry-run=serv
 scripts/chart-check.sh
 # --- end Helm chart
 
-step "cargo test"
-cargo test --quiet
+step "cargo test (every crate of the workspace)"
+cargo test --workspace --quiet
 
 if [[ -d tests/python ]]; then
-  step "official SDK tests (pytest)"
-  python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
-  MCE_BIN="$ROOT/target/debug/multicloud-ecs" python3 -m pytest -q tests/python
+  step "official SDK and Argo CD health-check tests (pytest, in the project's own venv)"
+  venv=$(scripts/python-venv.sh)
+  MCE_BIN="$ROOT/target/debug/multicloud-ecs" MCE_EMULATOR_BIN="$ROOT/target/debug/multicloud-ecs-emulator" \
+    "$venv/bin/python" -m pytest -q tests/python
 fi
 
 step "the main job in one command (scripts/demo.sh, on its own control plane)"

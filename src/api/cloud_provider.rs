@@ -1,5 +1,5 @@
 //! `CloudProvider`: one cloud account — credentials, endpoint, parameter catalog and availability.
-//! This is the original design's client registry and `isAvailable()`, as data.
+//! Credentials, catalog and defaults are data, so a platform admin changes them without a release.
 
 use std::collections::BTreeMap;
 
@@ -129,7 +129,7 @@ pub struct ProviderDefaults {
 }
 
 /// Business keys → provider parameters. Data, not code: operators correct a mapping without a
-/// release (the original design mapped A100 to `ecs.gn7i-…`, an A10 family).
+/// release (mapping A100 to `ecs.gn7i-…`, an A10 family, is an easy mistake to make and fix).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Catalog {

@@ -1,4 +1,5 @@
-//! `EcsInstance`: one virtual machine, declared in the original design's vocabulary.
+//! `EcsInstance`: one virtual machine as a platform user orders it — business keys (image, GPU
+//! model) that each CloudProvider's catalog maps onto its cloud.
 
 use std::collections::BTreeMap;
 
@@ -159,7 +160,7 @@ pub struct EcsInstanceSpec {
     /// reserved (the operator injects them). May change on a live instance.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 15))]
-    #[x_kube(validation = Rule::new("self.all(k, !(k in ['tenantId', 'Owner', 'createdBy']) && !k.startsWith('multicloud-ecs') && !k.startsWith('acs:') && !k.startsWith('aliyun') && size(k) <= 128 && size(self[k]) <= 128)").message("reserved or too long tag key: tenantId, Owner, createdBy and the multicloud-ecs/, acs:, aliyun prefixes are reserved; keys and values are at most 128 characters"))]
+    #[x_kube(validation = crate::providers::user_tags_rule("reserved or too long tag key"))]
     pub tags: BTreeMap<String, String>,
 
     /// Name of a UserNetwork in this namespace. Without it the user's network is found or

@@ -65,7 +65,7 @@ pub struct UserNetworkSpec {
     /// Extra cloud tags (reserved keys as on EcsInstance).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 15))]
-    #[x_kube(validation = Rule::new("self.all(k, !(k in ['tenantId', 'Owner', 'createdBy']) && !k.startsWith('multicloud-ecs') && !k.startsWith('acs:') && !k.startsWith('aliyun') && size(k) <= 128 && size(self[k]) <= 128)").message("reserved or too long tag key"))]
+    #[x_kube(validation = crate::providers::user_tags_rule("reserved or too long tag key"))]
     pub tags: BTreeMap<String, String>,
     /// Delete (default) releases the cloud network when the object is deleted and no instance
     /// uses it; Orphan leaves it.

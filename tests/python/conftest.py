@@ -36,11 +36,11 @@ class Emulator:
 
 @pytest.fixture(scope="session")
 def emulator():
-    binary = os.environ.get("MCE_BIN", str(REPO / "target" / "debug" / "multicloud-ecs"))
+    binary = os.environ.get("MCE_EMULATOR_BIN", str(REPO / "target" / "debug" / "multicloud-ecs-emulator"))
     port = _free_port()
     env = dict(os.environ, MCE_EMULATOR_ACCESS_KEY_ID=ACCESS_KEY_ID, MCE_EMULATOR_ACCESS_KEY_SECRET=ACCESS_KEY_SECRET)
     proc = subprocess.Popen(
-        [binary, "emulator", "--listen", f"127.0.0.1:{port}", "--boot-delay-ms", "500"],
+        [binary, "--listen", f"127.0.0.1:{port}", "--boot-delay-ms", "500"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

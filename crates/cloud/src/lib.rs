@@ -152,7 +152,7 @@ pub enum ChargeMode {
     Prepaid { months: u32 },
 }
 
-/// How public bandwidth is billed, provider-neutral (the design's TRAFFIC / FIXED).
+/// How public bandwidth is billed, provider-neutral (the API's TRAFFIC / FIXED).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BandwidthMode {
     /// Pay by traffic (Alibaba `PayByTraffic`).
