@@ -229,7 +229,8 @@ impl EmulatorState {
         self.nonces.lock().insert(nonce, Instant::now())
     }
 
-    pub(crate) fn count_call(&self, action: &str) {
+    /// Counts one authenticated call (public so in-process drivers over the model count too).
+    pub fn count_call(&self, action: &str) {
         let mut calls = self.calls.lock();
         calls.total += 1;
         if let Some(n) = calls.by_action.get_mut(action) {
@@ -239,7 +240,8 @@ impl EmulatorState {
         }
     }
 
-    pub(crate) fn count_error(&self, code: &str) {
+    /// Counts one error answer by code (public for in-process drivers, as [`Self::count_call`]).
+    pub fn count_error(&self, code: &str) {
         let mut calls = self.calls.lock();
         if let Some(n) = calls.errors.get_mut(code) {
             *n += 1;

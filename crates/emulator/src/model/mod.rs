@@ -1,0 +1,486 @@
+//! Provider-neutral resource model of the emulator: VPCs, subnets, security groups and their
+//! rules, instances, elastic IPs, tags, idempotency tokens, quotas, stock, prices and faults.
+//!
+//! Front ends (the Alibaba Cloud RPC one today, others later) translate wire parameters into the
+//! typed calls below and map [`ModelError`] to their own error codes. Nothing here knows HTTP.
+//! Time is passed in explicitly (`now`), so instance states are computed, not driven by timers.
+
+mod compute;
+mod network;
+#[cfg(test)]
+mod tests;
+mod types;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use ipnet::Ipv4Net;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+pub use types::*;
+
+/// Resource tags, ordered so listings are deterministic.
+pub type Tags = BTreeMap<String, String>;
+
+/// Resource kinds, for errors and inspection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    Vpc,
+    Subnet,
+    SecurityGroup,
+    SecurityGroupRule,
+    Instance,
+    Eip,
+}
+
+/// Why a model operation failed. Front ends map these to provider codes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    #[error("the specified {kind:?} {id} does not exist")]
+    NotFound { kind: Kind, id: String },
+    #[error("{kind:?} {id} still has a dependent {blocker:?}")]
+    Dependency {
+        kind: Kind,
+        id: String,
+        blocker: Kind,
+    },
+    #[error("the {0:?} quota is exhausted")]
+    Quota(Kind),
+    #[error("no stock of {instance_type} in zone {zone}")]
+    NoStock { instance_type: String, zone: String },
+    #[error("instance {id} is {status}: {message}")]
+    InstanceStatus {
+        id: String,
+        status: &'static str,
+        message: String,
+    },
+    #[error("EIP {id} is {status}: {message}")]
+    EipStatus {
+        id: String,
+        status: &'static str,
+        message: String,
+    },
+    #[error("the client token was used with different parameters")]
+    IdempotencyMismatch,
+    #[error("unknown instance type {0}")]
+    UnknownInstanceType(String),
+    #[error("invalid CIDR block: {0}")]
+    InvalidCidr(String),
+    #[error("CIDR block {0} overlaps an existing subnet")]
+    CidrOverlap(String),
+    #[error("resource {0} would carry more tags than allowed")]
+    TagLimit(String),
+    #[error("the region {0} does not exist")]
+    UnknownRegion(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type ModelResult<T> = Result<T, ModelError>;
+
+/// Account quotas. Counts are per region-less account, as the emulator holds one account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Quotas {
+    pub vpcs: u32,
+    pub subnets_per_vpc: u32,
+    pub security_groups: u32,
+    pub rules_per_security_group: u32,
+    pub instances: u32,
+    pub eips: u32,
+    pub tags_per_resource: u32,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self {
+            vpcs: 10,
+            subnets_per_vpc: 150,
+            security_groups: 100,
+            rules_per_security_group: 200,
+            instances: 100,
+            eips: 20,
+            tags_per_resource: 20,
+        }
+    }
+}
+
+/// Injected faults, applied to cloud calls after authentication.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Faults {
+    /// Fraction (0..=1) of calls answered with a throttling error.
+    pub throttle_rate: f64,
+    /// Fraction (0..=1) of calls answered with an internal server error.
+    pub error_rate: f64,
+    /// Latency added to every call.
+    pub latency_ms: u64,
+    /// Actions the faults apply to; empty means all.
+    pub actions: Vec<String>,
+}
+
+impl Faults {
+    pub fn applies_to(&self, action: &str) -> bool {
+        self.actions.is_empty() || self.actions.iter().any(|a| a == action)
+    }
+}
+
+/// Prices, per hour.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PriceTable {
+    pub currency: String,
+    /// Hourly price per instance type.
+    pub instance_hourly: BTreeMap<String, f64>,
+    /// Price of types not in the table; `None` rejects unknown types.
+    pub default_instance_hourly: Option<f64>,
+    /// Hourly price of one GiB of system disk.
+    pub disk_gib_hourly: f64,
+    /// Hourly price of one Mbit/s of outbound bandwidth.
+    pub bandwidth_mbps_hourly: f64,
+}
+
+impl Default for PriceTable {
+    fn default() -> Self {
+        let instance_hourly = [
+            ("ecs.t6-c1m1.large", 0.09),
+            ("ecs.g7.large", 0.71),
+            ("ecs.g7.xlarge", 1.42),
+            ("ecs.c7.large", 0.62),
+            ("ecs.gn6i-c4g1.xlarge", 8.43),
+            ("ecs.gn7i-c8g1.2xlarge", 12.8),
+            ("ecs.gn6v-c8g1.2xlarge", 26.4),
+            ("ecs.gn7-c12g1.3xlarge", 34.7),
+            ("ecs.gn7e-c16g1.4xlarge", 41.2),
+            ("ecs.gn8is.2xlarge", 19.5),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Self {
+            currency: "CNY".into(),
+            instance_hourly,
+            default_instance_hourly: Some(1.0),
+            disk_gib_hourly: 0.001,
+            bandwidth_mbps_hourly: 0.063,
+        }
+    }
+}
+
+impl PriceTable {
+    pub fn instance_hourly(&self, instance_type: &str) -> ModelResult<f64> {
+        self.instance_hourly
+            .get(instance_type)
+            .copied()
+            .or(self.default_instance_hourly)
+            .ok_or_else(|| ModelError::UnknownInstanceType(instance_type.to_string()))
+    }
+
+    /// Price of `amount` instances for `hours`, rounded to cents.
+    pub fn quote(
+        &self,
+        instance_type: &str,
+        disk_gib: u32,
+        bandwidth_mbps: u32,
+        hours: f64,
+        amount: u32,
+    ) -> ModelResult<f64> {
+        let hourly = self.instance_hourly(instance_type)?
+            + self.disk_gib_hourly * f64::from(disk_gib)
+            + self.bandwidth_mbps_hourly * f64::from(bandwidth_mbps);
+        Ok(round_cents(hourly * hours * f64::from(amount)))
+    }
+}
+
+pub fn round_cents(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+/// Settings fixed at start (the model keeps a copy to restore on reset).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelSettings {
+    /// Time from creation to `Running`: the first half `Pending`, the second `Starting`.
+    pub boot_delay: Duration,
+    pub quotas: Quotas,
+    /// Available count per (instance type, zone); absent means unlimited.
+    pub stock: HashMap<(String, String), u32>,
+    pub prices: PriceTable,
+    /// Known regions; empty accepts any.
+    pub regions: Vec<String>,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        Self {
+            boot_delay: Duration::from_secs(2),
+            quotas: Quotas::default(),
+            stock: HashMap::new(),
+            prices: PriceTable::default(),
+            regions: vec![
+                "cn-hangzhou".into(),
+                "cn-shanghai".into(),
+                "cn-beijing".into(),
+                "cn-shenzhen".into(),
+            ],
+        }
+    }
+}
+
+/// An idempotency token: the scope (the operation), the client's token and a fingerprint of
+/// every other parameter of the call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Idem {
+    pub scope: String,
+    pub token: String,
+    pub fingerprint: String,
+}
+
+/// Whether `tags` holds every filter; a filter with an empty value only needs the key.
+pub fn tags_match(tags: &Tags, filters: &[(String, Option<String>)]) -> bool {
+    filters.iter().all(|(k, v)| match (tags.get(k), v) {
+        (Some(_), None) => true,
+        (Some(have), Some(want)) => have == want,
+        (None, _) => false,
+    })
+}
+
+/// The in-memory cloud.
+pub struct Model {
+    pub settings: ModelSettings,
+    pub quotas: Quotas,
+    pub stock: HashMap<(String, String), u32>,
+    pub vpcs: BTreeMap<String, Vpc>,
+    pub subnets: BTreeMap<String, Subnet>,
+    pub security_groups: BTreeMap<String, SecurityGroup>,
+    pub instances: BTreeMap<String, Instance>,
+    pub eips: BTreeMap<String, Eip>,
+    tokens: HashMap<(String, String), (String, Vec<String>)>,
+    seq: u64,
+    ip_seq: u32,
+}
+
+const ID_ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+
+impl Model {
+    pub fn new(settings: ModelSettings) -> Self {
+        Self {
+            quotas: settings.quotas.clone(),
+            stock: settings.stock.clone(),
+            settings,
+            vpcs: BTreeMap::new(),
+            subnets: BTreeMap::new(),
+            security_groups: BTreeMap::new(),
+            instances: BTreeMap::new(),
+            eips: BTreeMap::new(),
+            tokens: HashMap::new(),
+            seq: 0,
+            ip_seq: 0,
+        }
+    }
+
+    /// Drops every resource and token, restoring quotas and stock from the settings.
+    pub fn reset(&mut self) {
+        *self = Self::new(self.settings.clone());
+    }
+
+    pub fn boot_delay(&self) -> Duration {
+        self.settings.boot_delay
+    }
+
+    pub fn resource_count(&self) -> usize {
+        self.vpcs.len()
+            + self.subnets.len()
+            + self.security_groups.len()
+            + self.instances.len()
+            + self.eips.len()
+    }
+
+    /// A new id: prefix, a creation sequence (so ids sort in creation order) and random letters.
+    fn new_id(&mut self, prefix: &str) -> String {
+        use rand::Rng;
+        self.seq += 1;
+        let mut id = format!("{prefix}-bp1{:08}", self.seq);
+        let mut rng = rand::rng();
+        for _ in 0..8 {
+            id.push(char::from(
+                ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())],
+            ));
+        }
+        id
+    }
+
+    fn new_public_ip(&mut self, first: u8) -> Ipv4Addr {
+        self.ip_seq += 1;
+        let [_, b, c, d] = self.ip_seq.to_be_bytes();
+        Ipv4Addr::new(first, b.wrapping_add(96), c, d)
+    }
+
+    fn check_region(&self, region: &str) -> ModelResult<()> {
+        if region.is_empty() {
+            return Err(ModelError::Invalid("RegionId is required".into()));
+        }
+        if !self.settings.regions.is_empty() && !self.settings.regions.iter().any(|r| r == region) {
+            return Err(ModelError::UnknownRegion(region.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Runs `create` once per token: a replay with the same fingerprint returns the first ids,
+    /// a different fingerprint fails. Failed creations do not consume the token.
+    fn idempotent(
+        &mut self,
+        idem: Option<&Idem>,
+        create: impl FnOnce(&mut Self) -> ModelResult<Vec<String>>,
+    ) -> ModelResult<Vec<String>> {
+        if let Some(idem) = idem {
+            let key = (idem.scope.clone(), idem.token.clone());
+            if let Some((fingerprint, ids)) = self.tokens.get(&key) {
+                return if *fingerprint == idem.fingerprint {
+                    Ok(ids.clone())
+                } else {
+                    Err(ModelError::IdempotencyMismatch)
+                };
+            }
+            let ids = create(self)?;
+            self.tokens
+                .insert(key, (idem.fingerprint.clone(), ids.clone()));
+            Ok(ids)
+        } else {
+            create(self)
+        }
+    }
+
+    fn vpc(&self, id: &str, region: &str) -> ModelResult<&Vpc> {
+        in_region(&self.vpcs, Kind::Vpc, id, region, |v| &v.region)
+    }
+
+    pub fn get_subnet(&self, id: &str, region: &str) -> ModelResult<&Subnet> {
+        in_region(&self.subnets, Kind::Subnet, id, region, |v| &v.region)
+    }
+
+    pub fn get_security_group(&self, id: &str, region: &str) -> ModelResult<&SecurityGroup> {
+        in_region(
+            &self.security_groups,
+            Kind::SecurityGroup,
+            id,
+            region,
+            |v| &v.region,
+        )
+    }
+
+    pub fn get_instance(&self, id: &str, region: &str) -> ModelResult<&Instance> {
+        in_region(&self.instances, Kind::Instance, id, region, |v| &v.region)
+    }
+
+    pub fn get_eip(&self, id: &str, region: &str) -> ModelResult<&Eip> {
+        in_region(&self.eips, Kind::Eip, id, region, |v| &v.region)
+    }
+
+    // ---- Inspection ----
+
+    /// Every resource, for the inspection endpoint. Passwords are never held; only `passwordSet`.
+    pub fn snapshot(&self, now: Instant) -> serde_json::Value {
+        let instances: Vec<serde_json::Value> = self
+            .instances
+            .values()
+            .map(|i| {
+                let mut v = serde_json::to_value(i).unwrap_or_default();
+                if let Some(obj) = v.as_object_mut() {
+                    obj.insert(
+                        "status".into(),
+                        self.instance_status(i, now).as_str().into(),
+                    );
+                }
+                v
+            })
+            .collect();
+        let eips: Vec<serde_json::Value> = self
+            .eips
+            .values()
+            .map(|e| {
+                let mut v = serde_json::to_value(e).unwrap_or_default();
+                if let Some(obj) = v.as_object_mut() {
+                    obj.insert("status".into(), e.status().as_str().into());
+                }
+                v
+            })
+            .collect();
+        serde_json::json!({
+            "counts": {
+                "vpcs": self.vpcs.len(),
+                "subnets": self.subnets.len(),
+                "securityGroups": self.security_groups.len(),
+                "securityGroupRules": self.security_groups.values().map(|g| g.rules.len()).sum::<usize>(),
+                "instances": self.instances.len(),
+                "eips": self.eips.len(),
+                "total": self.resource_count(),
+            },
+            "vpcs": self.vpcs.values().collect::<Vec<_>>(),
+            "subnets": self.subnets.values().collect::<Vec<_>>(),
+            "securityGroups": self.security_groups.values().collect::<Vec<_>>(),
+            "instances": instances,
+            "eips": eips,
+            "quotas": self.quotas,
+            "stock": stock_list(&self.stock),
+        })
+    }
+}
+
+/// Stock as a JSON-friendly list.
+pub fn stock_list(stock: &HashMap<(String, String), u32>) -> Vec<StockEntry> {
+    let mut list: Vec<StockEntry> = stock
+        .iter()
+        .map(|((t, z), n)| StockEntry {
+            instance_type: t.clone(),
+            zone: z.clone(),
+            available: Some(*n),
+        })
+        .collect();
+    list.sort_by(|a, b| (&a.instance_type, &a.zone).cmp(&(&b.instance_type, &b.zone)));
+    list
+}
+
+/// One stock entry; `available: null` means unlimited (removes the entry).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StockEntry {
+    pub instance_type: String,
+    pub zone: String,
+    pub available: Option<u32>,
+}
+
+fn first(ids: Vec<String>) -> ModelResult<String> {
+    ids.into_iter()
+        .next()
+        .ok_or_else(|| ModelError::Invalid("no resource was created".into()))
+}
+
+/// A resource by id, if it exists in the region (resources of other regions are invisible).
+fn in_region<'a, T>(
+    resources: &'a BTreeMap<String, T>,
+    kind: Kind,
+    id: &str,
+    region: &str,
+    region_of: impl Fn(&T) -> &String,
+) -> ModelResult<&'a T> {
+    resources
+        .get(id)
+        .filter(|r| region_of(r) == region)
+        .ok_or_else(|| ModelError::NotFound {
+            kind,
+            id: id.to_string(),
+        })
+}
+
+/// The tags of a resource by id, if it exists in the region.
+fn tags_in_region<'a, T>(
+    resources: &'a mut BTreeMap<String, T>,
+    id: &str,
+    region: &str,
+    fields: impl FnOnce(&'a mut T) -> (&'a String, &'a mut Tags),
+) -> Option<&'a mut Tags> {
+    let (resource_region, tags) = fields(resources.get_mut(id)?);
+    (resource_region == region).then_some(tags)
+}
