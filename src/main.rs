@@ -1,5 +1,6 @@
-//! `multicloud-ecs`: the operator binary (`run`) and its CRD generator (`crdgen`). The local
-//! cloud emulator is a binary of its own (`multicloud-ecs-emulator`), never part of this one.
+//! `multicloud-ecs`: the operator binary (`run`), its CRD generator (`crdgen`) and the list of
+//! its condition/event reasons (`reasons`). The local cloud emulator is a binary of its own
+//! (`multicloud-ecs-emulator`), never part of this one.
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +25,9 @@ enum Command {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+    /// Print every condition/event reason as JSON: `[{"reason", "terminal", "progress"}]`
+    /// (tools that classify the operator's reasons, such as health checks, test against it).
+    Reasons,
 }
 
 #[derive(clap::Args)]
@@ -111,11 +115,31 @@ fn crdgen(out: Option<std::path::PathBuf>) -> Result<(), Box<dyn std::error::Err
     Ok(())
 }
 
+fn reasons() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use multicloud_ecs::api::Reason;
+    let list: Vec<serde_json::Value> = Reason::ALL
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "reason": r.as_str(),
+                "terminal": r.is_terminal(),
+                "progress": r.is_progress(),
+            })
+        })
+        .collect();
+    // Written, not printed: a closed pipe is an error to report, not a panic.
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &list)?;
+    std::io::Write::write_all(&mut out, b"\n")?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Crdgen { out } => crdgen(out),
+        Command::Reasons => reasons(),
         Command::Run(args) => run_operator(args).await,
     };
     match result {

@@ -166,12 +166,12 @@ pub fn record_reconcile(controller: &'static str, duration: Duration) {
 }
 
 /// Records one failed reconcile.
-pub fn record_failure(controller: &'static str, reason: &str) {
+pub fn record_failure(controller: &'static str, reason: crate::api::Reason) {
     metrics()
         .failures
         .get_or_create(&FailureLabels {
             controller,
-            reason: reason.to_string(),
+            reason: reason.as_str().to_string(),
         })
         .inc();
 }
@@ -202,7 +202,7 @@ mod tests {
             Duration::from_millis(3),
         );
         record_reconcile("EcsInstance", Duration::from_millis(5));
-        record_failure("EcsInstance", "Throttled");
+        record_failure("EcsInstance", crate::api::Reason::Throttled);
         set_instance_phases(&[("Running".into(), 2)]);
         let text = metrics().encode();
         assert!(text.contains(r#"multicloud_ecs_cloud_api_calls_total{provider="ALIYUN",action="RunInstances",outcome="success"} "#), "{text}");

@@ -3,12 +3,12 @@
 --
 --   Healthy      Ready=True and status.observedGeneration == metadata.generation
 --   Degraded     a terminal failure: phase Failed, or Ready=False with a reason the operator never
---                retries away (the spec must change) -- the list of plan.rs `is_terminal_reason`
+--                retries away (the spec must change) -- `Reason::is_terminal` in src/api/reason.rs
 --   Progressing  anything else: no status yet, a status of an older generation, phase Pending /
 --                Provisioning / Deleting, Ready=False while provisioning or waiting (Starting,
 --                NetworkPending, Provisioning, Binding, ProviderPending) or on a retried condition
 --                (Throttled, OutOfStock, QuotaExceeded, ProviderUnavailable, ...)
--- Kept consistent with src/controller/plan.rs by tests/python/test_argocd_health.py.
+-- Kept consistent with `multicloud-ecs reasons` by tests/python/test_argocd_health.py.
 local terminal = {
   CreateFailed = true,
   TenantMismatch = true,

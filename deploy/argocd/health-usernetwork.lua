@@ -8,7 +8,7 @@
 --   Progressing  anything else: no status yet, an older generation, Ready=False while the VPC
 --                comes up (Provisioning), waiting (ProviderPending, InUse while being deleted) or
 --                on a retried condition (Throttled, QuotaExceeded, ProviderUnavailable, ...)
--- Kept consistent with src/controller/plan.rs by tests/python/test_argocd_health.py.
+-- Kept consistent with `multicloud-ecs reasons` by tests/python/test_argocd_health.py.
 local terminal = {
   NetworkCreateFailed = true,
   CreateFailed = true,

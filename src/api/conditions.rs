@@ -4,6 +4,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::Schema;
 
+use super::Reason;
+
 /// Condition types.
 pub const READY: &str = "Ready";
 pub const NETWORK_READY: &str = "NetworkReady";
@@ -28,7 +30,7 @@ pub fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> Schema {
 pub struct Desired {
     pub type_: &'static str,
     pub status: bool,
-    pub reason: String,
+    pub reason: Reason,
     pub message: String,
 }
 
@@ -36,13 +38,13 @@ impl Desired {
     pub fn new(
         type_: &'static str,
         status: bool,
-        reason: impl Into<String>,
+        reason: Reason,
         message: impl Into<String>,
     ) -> Self {
         Self {
             type_,
             status,
-            reason: reason.into(),
+            reason,
             message: message.into(),
         }
     }
@@ -72,7 +74,7 @@ pub fn merge(
             Condition {
                 type_: d.type_.to_string(),
                 status: status.to_string(),
-                reason: d.reason.clone(),
+                reason: d.reason.as_str().to_string(),
                 message: d.message.clone(),
                 observed_generation: generation,
                 last_transition_time,
@@ -124,20 +126,20 @@ mod tests {
         let t1 = time("2026-01-01T00:01:00Z");
         let first = merge(
             &[],
-            &[Desired::new(READY, false, "Provisioning", "")],
+            &[Desired::new(READY, false, Reason::Provisioning, "")],
             Some(1),
             &t0,
         );
         let same = merge(
             &first,
-            &[Desired::new(READY, false, "Provisioning", "")],
+            &[Desired::new(READY, false, Reason::Provisioning, "")],
             Some(1),
             &t1,
         );
         assert_eq!(first, same);
         let flipped = merge(
             &same,
-            &[Desired::new(READY, true, "Ready", "")],
+            &[Desired::new(READY, true, Reason::Ready, "")],
             Some(1),
             &t1,
         );

@@ -5,6 +5,7 @@
 pub mod cloud_provider;
 pub mod conditions;
 pub mod ecs_instance;
+pub mod reason;
 pub mod user_network;
 
 use kube::CustomResourceExt;
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cloud_provider::{CloudProvider, CloudProviderSpec, CloudProviderStatus, ProviderType};
 pub use ecs_instance::{EcsInstance, EcsInstanceSpec, EcsInstanceStatus};
+pub use reason::Reason;
 pub use user_network::{UserNetwork, UserNetworkSpec, UserNetworkStatus};
 
 pub const GROUP: &str = "ecs.multicloud.io";

@@ -1,10 +1,9 @@
-//! CloudProvider reconciler: builds the account's driver and probes it (the design's
-//! `isAvailable()`), reporting the `Available` condition.
+//! CloudProvider reconciler: builds the account's driver and probes it, reporting the
+//! `Available` condition.
 
 use std::sync::Arc;
 
-use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use async_trait::async_trait;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
@@ -13,8 +12,9 @@ use tracing::instrument;
 use super::context::{Context, FIELD_MANAGER};
 use super::error::{Error, Result};
 use super::jittered;
-use crate::api::conditions::{self, Desired};
-use crate::api::{CloudProvider, CloudProviderStatus};
+use super::status::{EventSink, Progress, StatusSink};
+use crate::api::conditions;
+use crate::api::{CloudProvider, CloudProviderStatus, Reason};
 
 /// Region probed when the provider names no default region.
 const FALLBACK_PROBE_REGION: &str = "cn-hangzhou";
@@ -23,56 +23,45 @@ const FALLBACK_PROBE_REGION: &str = "cn-hangzhou";
 pub async fn reconcile(provider: Arc<CloudProvider>, ctx: Arc<Context>) -> Result<Action> {
     let available = probe(&provider, &ctx).await;
     let previous = provider.status.clone().unwrap_or_default();
-    let desired = match &available {
-        Ok(()) => Desired::new(
+    let mut progress = Progress::new(CloudProviderStatus {
+        observed_generation: provider.metadata.generation,
+        conditions: Vec::new(),
+    });
+    match &available {
+        Ok(()) => progress.step(
             conditions::AVAILABLE,
             true,
-            "ProbeSucceeded",
+            Reason::ProbeSucceeded,
             "the provider answered an authenticated call",
         ),
         Err((reason, message)) => {
-            Desired::new(conditions::AVAILABLE, false, *reason, message.clone())
+            progress.step(conditions::AVAILABLE, false, *reason, message.clone())
         }
+    }
+    progress.settle(
+        &previous.conditions,
+        None,
+        provider.metadata.generation,
+        &[conditions::AVAILABLE],
+    );
+    let sink = ProviderSink {
+        provider: &provider,
+        ctx: &ctx,
     };
-    let now = Time(Timestamp::now());
-    let status = CloudProviderStatus {
-        observed_generation: provider.metadata.generation,
-        conditions: conditions::merge(
-            &previous.conditions,
-            &[desired],
-            provider.metadata.generation,
-            &now,
-        ),
-    };
-    if provider.status.as_ref() != Some(&status) {
+    if provider.status.as_ref() != Some(&progress.status) {
+        // Events only when availability flips (or is first known), not on every changed message.
         let flipped = conditions::is_true(&previous.conditions, conditions::AVAILABLE)
             != available.is_ok()
             || previous.conditions.is_empty();
-        let api: Api<CloudProvider> = Api::all(ctx.client.clone());
-        let patch = serde_json::json!({
-            "apiVersion": "ecs.multicloud.io/v1alpha1", "kind": "CloudProvider", "status": status,
-        });
-        api.patch_status(
-            &provider.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
+        progress.save(&sink).await?;
         if flipped {
             match &available {
                 Ok(()) => {
-                    ctx.publish(
-                        provider.as_ref(),
-                        false,
-                        "Available",
-                        "probe succeeded".into(),
-                        "Probe",
-                    )
-                    .await
+                    sink.publish(false, Reason::Available, "probe succeeded".into(), "Probe")
+                        .await
                 }
                 Err((reason, message)) => {
-                    ctx.publish(provider.as_ref(), true, reason, message.clone(), "Probe")
-                        .await
+                    sink.publish(true, *reason, message.clone(), "Probe").await
                 }
             }
         }
@@ -80,9 +69,9 @@ pub async fn reconcile(provider: Arc<CloudProvider>, ctx: Arc<Context>) -> Resul
     Ok(Action::requeue(jittered(ctx.config.probe_interval)))
 }
 
-async fn probe(provider: &CloudProvider, ctx: &Context) -> Result<(), (&'static str, String)> {
+async fn probe(provider: &CloudProvider, ctx: &Context) -> Result<(), (Reason, String)> {
     if provider.spec.disabled {
-        return Err(("Disabled", "spec.disabled is true".into()));
+        return Err((Reason::Disabled, "spec.disabled is true".into()));
     }
     let driver = ctx
         .drivers
@@ -101,12 +90,45 @@ async fn probe(provider: &CloudProvider, ctx: &Context) -> Result<(), (&'static 
         .map_err(|e| (probe_reason(&Error::Cloud(e.clone())), e.to_string()))
 }
 
-fn probe_reason(e: &Error) -> &'static str {
+fn probe_reason(e: &Error) -> Reason {
     match e {
         Error::Cloud(c) if c.class == mce_cloud::ErrorClass::Authentication => {
-            "AuthenticationFailed"
+            Reason::AuthenticationFailed
         }
-        Error::Cloud(_) => "ProbeFailed",
+        Error::Cloud(_) => Reason::ProbeFailed,
         other => other.reason(),
+    }
+}
+
+/// A CloudProvider's status and events: the object is cluster-scoped, and its status is
+/// written whenever the reconcile found it different from the cached one.
+struct ProviderSink<'a> {
+    provider: &'a CloudProvider,
+    ctx: &'a Context,
+}
+
+#[async_trait]
+impl StatusSink<CloudProviderStatus> for ProviderSink<'_> {
+    async fn save(&self, status: &CloudProviderStatus) -> Result<()> {
+        let api: Api<CloudProvider> = Api::all(self.ctx.client.clone());
+        let patch = serde_json::json!({
+            "apiVersion": "ecs.multicloud.io/v1alpha1", "kind": "CloudProvider", "status": status,
+        });
+        api.patch_status(
+            &self.provider.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventSink for ProviderSink<'_> {
+    async fn publish(&self, warning: bool, reason: Reason, note: String, action: &str) {
+        self.ctx
+            .publish(self.provider, warning, reason, note, action)
+            .await;
     }
 }

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::error::{Error, Result};
-use crate::api::{CloudProvider, EcsInstance, UserNetwork};
+use crate::api::{CloudProvider, EcsInstance, Reason, UserNetwork};
 use crate::scheduler::Scheduler;
 use mce_cloud::{
     CloudDriver, Credentials, DriverConfig, ProviderProfile, ProviderRegistry, RateLimit,
@@ -139,7 +139,7 @@ impl Context {
         &self,
         obj: &K,
         warning: bool,
-        reason: &str,
+        reason: Reason,
         note: String,
         action: &str,
     ) {
@@ -149,7 +149,7 @@ impl Context {
             } else {
                 EventType::Normal
             },
-            reason: reason.to_string(),
+            reason: reason.as_str().to_string(),
             note: Some(truncate(note, 1000)),
             action: action.to_string(),
             secondary: None,
@@ -249,7 +249,12 @@ impl DriverRegistry {
 
     /// The profile of a provider's type: what the controllers may know about its cloud.
     pub fn profile(&self, provider: &CloudProvider) -> Result<&'static ProviderProfile> {
-        Ok(self.plugin(provider)?.profile())
+        profile_of(&self.plugins, provider)
+    }
+
+    /// The registered provider plugins.
+    pub fn plugins(&self) -> &ProviderRegistry {
+        &self.plugins
     }
 
     /// Uses `driver` for `provider` at its current generation (in-process tests).
@@ -265,15 +270,7 @@ impl DriverRegistry {
     }
 
     fn plugin(&self, provider: &CloudProvider) -> Result<&Arc<dyn mce_cloud::ProviderPlugin>> {
-        self.plugins
-            .plugin(provider.spec.provider_type.as_str())
-            .ok_or_else(|| Error::Driver {
-                reason: "ProviderNotSupported",
-                message: format!(
-                    "provider type {} has no driver in this release",
-                    provider.spec.provider_type
-                ),
-            })
+        plugin_of(&self.plugins, provider)
     }
 
     /// The provider's driver, built on first use or when the provider's spec changed.
@@ -294,7 +291,7 @@ impl DriverRegistry {
             .get_opt(&secret_ref.name)
             .await?
             .ok_or_else(|| Error::Driver {
-                reason: "CredentialsNotFound",
+                reason: Reason::CredentialsNotFound,
                 message: format!(
                     "Secret {}/{} not found",
                     secret_ref.namespace, secret_ref.name
@@ -324,6 +321,29 @@ impl DriverRegistry {
     }
 }
 
+fn plugin_of<'r>(
+    plugins: &'r ProviderRegistry,
+    provider: &CloudProvider,
+) -> Result<&'r Arc<dyn mce_cloud::ProviderPlugin>> {
+    plugins
+        .plugin(provider.spec.provider_type.as_str())
+        .ok_or_else(|| Error::Driver {
+            reason: Reason::ProviderNotSupported,
+            message: format!(
+                "provider type {} has no driver in this release",
+                provider.spec.provider_type
+            ),
+        })
+}
+
+/// The profile of a provider's type among the registered plugins.
+pub fn profile_of(
+    plugins: &ProviderRegistry,
+    provider: &CloudProvider,
+) -> Result<&'static ProviderProfile> {
+    Ok(plugin_of(plugins, provider)?.profile())
+}
+
 fn secret_value(secret: &Secret, key: &str) -> Option<String> {
     secret
         .data
@@ -346,7 +366,7 @@ impl DriverRegistry {
         secret: &Secret,
     ) -> Result<Arc<dyn CloudDriver>> {
         let missing = |key: &str| Error::Driver {
-            reason: "CredentialsInvalid",
+            reason: Reason::CredentialsInvalid,
             message: format!("Secret {} has no {key:?} key", secret.name_any()),
         };
         let credentials = Credentials {
@@ -367,7 +387,7 @@ impl DriverRegistry {
             }),
         };
         plugin.build(config).map_err(|message| Error::Driver {
-            reason: "DriverConfigInvalid",
+            reason: Reason::DriverConfigInvalid,
             message,
         })
     }

@@ -2,6 +2,8 @@
 
 use mce_cloud::CloudError;
 
+use crate::api::Reason;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("kubernetes API: {}", kube_message(.0))]
@@ -10,22 +12,19 @@ pub enum Error {
     Cloud(#[from] CloudError),
     /// The provider's driver cannot be built (credentials Secret missing, unsupported type).
     #[error("{message}")]
-    Driver {
-        reason: &'static str,
-        message: String,
-    },
+    Driver { reason: Reason, message: String },
     /// Deletion must wait for something else (a dependency, an EIP to detach).
     #[error("{0}")]
     Waiting(String),
 }
 
 impl Error {
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::Kube(_) => "KubeApiError",
-            Self::Cloud(e) => e.class.reason(),
-            Self::Driver { reason, .. } => reason,
-            Self::Waiting(_) => "Waiting",
+            Self::Kube(_) => Reason::KubeApiError,
+            Self::Cloud(e) => e.class.into(),
+            Self::Driver { reason, .. } => *reason,
+            Self::Waiting(_) => Reason::Waiting,
         }
     }
 }

@@ -1,9 +1,10 @@
-//! Parameter mapping (the design's section 6): business keys → provider parameters, from the
+//! Parameter mapping: business keys → provider parameters, from the
 //! CloudProvider's catalog and defaults. Pure functions; an unknown key is refused rather than
 //! silently replaced by a default (ordering an A100 and getting the default type is a lie).
 
 use mce_cloud::{self as cloud, PasswordPolicy, ProviderProfile, SystemDisk};
 
+use crate::api::Reason;
 use crate::api::cloud_provider::CloudProviderSpec;
 use crate::api::ecs_instance::{self, EcsInstanceSpec};
 
@@ -29,15 +30,15 @@ pub enum MappingError {
 }
 
 impl MappingError {
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::RegionRequired => "RegionRequired",
-            Self::ZoneRequired(_) => "ZoneRequired",
-            Self::UnknownImageKey { .. } => "UnknownImageKey",
-            Self::UnknownGpuModel { .. } => "UnknownGpuModel",
-            Self::NoMatchingSize { .. } => "NoMatchingSize",
-            Self::InstanceTypeRequired => "InstanceTypeRequired",
-            Self::PasswordUnsupported => "PasswordUnsupported",
+            Self::RegionRequired => Reason::RegionRequired,
+            Self::ZoneRequired(_) => Reason::ZoneRequired,
+            Self::UnknownImageKey { .. } => Reason::UnknownImageKey,
+            Self::UnknownGpuModel { .. } => Reason::UnknownGpuModel,
+            Self::NoMatchingSize { .. } => Reason::NoMatchingSize,
+            Self::InstanceTypeRequired => Reason::InstanceTypeRequired,
+            Self::PasswordUnsupported => Reason::PasswordUnsupported,
         }
     }
 }
@@ -82,8 +83,8 @@ pub struct InstanceParams {
 const DEFAULT_DISK_CATEGORY: &str = "cloud_essd";
 const DEFAULT_DISK_GIB: u32 = 40;
 
-/// Maps an EcsInstance spec onto the provider (the design's resolveImageId,
-/// resolveInstanceType, mapInstanceChargeMode and mapBandwidthMode).
+/// Maps an EcsInstance spec onto the provider: image id, instance type, charge mode and
+/// bandwidth mode.
 pub fn instance_params(
     provider: &CloudProviderSpec,
     profile: &ProviderProfile,

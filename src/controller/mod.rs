@@ -7,6 +7,7 @@ pub mod error;
 pub mod finalizer;
 pub mod mapping;
 pub mod plan;
+pub mod status;
 pub mod tenancy;
 pub mod user_network;
 
@@ -67,13 +68,9 @@ pub fn network_name_of(inst: &EcsInstance) -> Option<String> {
 
 /// How long to wait after a failed reconcile.
 fn error_policy<K>(_obj: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
-    let delay = match error.reason() {
-        "Throttled" => Duration::from_secs(5),
-        "Waiting" | "DependencyViolation" | "WrongState" => Duration::from_secs(2),
-        _ => Duration::from_secs(5),
-    };
-    warn!(reason = error.reason(), error = %error, "reconcile failed");
-    Action::requeue(jittered(delay))
+    let reason = error.reason();
+    warn!(reason = reason.as_str(), error = %error, "reconcile failed");
+    Action::requeue(jittered(reason.requeue()))
 }
 
 fn log_result<T, E: std::fmt::Display>(

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use sha2::{Digest, Sha256};
 
-use crate::api::{TENANT_LABEL, tags};
+use crate::api::{Reason, TENANT_LABEL, tags};
 use mce_cloud::Tags;
 
 /// Why the tenant cannot be established. `reason()` is the stable condition reason.
@@ -24,11 +24,11 @@ pub enum TenancyError {
 }
 
 impl TenancyError {
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::NamespaceWithoutTenant(_) => "NamespaceWithoutTenant",
-            Self::TenantMismatch { .. } => "TenantMismatch",
-            Self::NetworkMismatch(_) => "NetworkMismatch",
+            Self::NamespaceWithoutTenant(_) => Reason::NamespaceWithoutTenant,
+            Self::TenantMismatch { .. } => Reason::TenantMismatch,
+            Self::NetworkMismatch(_) => Reason::NetworkMismatch,
         }
     }
 }
@@ -104,7 +104,7 @@ pub fn silent_network_name(user: &str, provider: &str, region: &str) -> String {
 }
 
 /// The /24 block for a (tenant, user) network inside 172.16.0.0/12: derived from a hash of the
-/// pair (as in the design), probing forward past blocks the tenant already uses.
+/// pair, probing forward past blocks the tenant already uses.
 pub fn derive_cidr<'a>(
     tenant: &str,
     user: &str,
@@ -148,13 +148,13 @@ mod tests {
             resolve_tenant("ns", Some(&labels), Some("evil"))
                 .unwrap_err()
                 .reason(),
-            "TenantMismatch"
+            Reason::TenantMismatch
         );
         assert_eq!(
             resolve_tenant("ns", None, Some("acme"))
                 .unwrap_err()
                 .reason(),
-            "NamespaceWithoutTenant"
+            Reason::NamespaceWithoutTenant
         );
     }
 

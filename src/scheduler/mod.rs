@@ -1,8 +1,8 @@
 //! Provider selection. The interface lets a later policy choose among providers (price, stock,
-//! spread); this release ships the original design's fixed policy: the EcsInstance names its
-//! provider, which must exist, be enabled and be available.
+//! spread); this release ships a fixed policy: the EcsInstance names its provider, which must
+//! exist, be enabled and be available.
 
-use crate::api::{CloudProvider, conditions};
+use crate::api::{CloudProvider, Reason, conditions};
 
 /// Why no provider could be selected. `reason()` is the stable condition reason.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -19,12 +19,12 @@ pub enum SchedulingError {
 }
 
 impl SchedulingError {
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::ProviderRequired => "ProviderRequired",
-            Self::ProviderNotFound(_) => "ProviderNotFound",
-            Self::ProviderUnavailable { .. } => "ProviderUnavailable",
-            Self::ProviderPending(_) => "ProviderPending",
+            Self::ProviderRequired => Reason::ProviderRequired,
+            Self::ProviderNotFound(_) => Reason::ProviderNotFound,
+            Self::ProviderUnavailable { .. } => Reason::ProviderUnavailable,
+            Self::ProviderPending(_) => Reason::ProviderPending,
         }
     }
 }
@@ -44,7 +44,7 @@ pub trait Scheduler: Send + Sync {
     ) -> Result<&'p CloudProvider, SchedulingError>;
 }
 
-/// The design's fixed policy: the named provider, if it exists, is enabled and is available.
+/// The fixed policy: the named provider, if it exists, is enabled and is available.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FixedPolicy;
 
@@ -137,7 +137,7 @@ mod tests {
         FixedPolicy
             .select(&req, providers)
             .map(|p| p.spec.code.clone())
-            .map_err(|e| e.reason())
+            .map_err(|e| e.reason().as_str())
     }
 
     #[test]

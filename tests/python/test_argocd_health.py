@@ -2,12 +2,16 @@
 
 Argo CD evaluates health scripts with gopher-lua (Lua 5.1 semantics), the object in the global `obj`,
 the script's return value being `{status = ..., message = ...}`. lupa's Lua 5.1 runtime does the same
-here. The reason lists are checked against src/controller/plan.rs so the verdicts stay consistent
-with the operator's own notion of terminal and progress reasons.
+here. The operator's own classification of its reasons (`multicloud-ecs reasons`, from the `Reason`
+enum in src/api/reason.rs) is the reference: every terminal reason must be Degraded and every
+progress reason Progressing.
 """
 
 import copy
+import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -24,16 +28,20 @@ ECS = ARGOCD / "health-ecsinstance.lua"
 UNET = ARGOCD / "health-usernetwork.lua"
 
 
-def _rust_reasons(function: str) -> set[str]:
-    text = (REPO / "src" / "controller" / "plan.rs").read_text()
-    m = re.search(r"pub fn " + function + r"\(reason: &str\) -> bool \{\s*matches!\((.*?)\)\s*\}", text, re.S)
-    assert m, f"{function} not found in plan.rs"
-    body = m.group(1).split(",", 1)[1]
-    return set(re.findall(r'"([A-Za-z]+)"', body))
+def _operator_reasons() -> list[dict]:
+    """`multicloud-ecs reasons`: every reason the operator writes, with its classification."""
+    binary = os.environ.get("MCE_BIN", str(REPO / "target" / "debug" / "multicloud-ecs"))
+    try:
+        out = subprocess.run([binary, "reasons"], check=True, capture_output=True, timeout=30).stdout
+    except FileNotFoundError as e:
+        raise RuntimeError(f"{binary} not found: build it with `cargo build -p multicloud-ecs`") from e
+    return json.loads(out)
 
 
-TERMINAL = _rust_reasons("is_terminal_reason")
-PROGRESS = _rust_reasons("is_progress_reason")
+REASONS = _operator_reasons()
+ALL = {r["reason"] for r in REASONS}
+TERMINAL = {r["reason"] for r in REASONS if r["terminal"]}
+PROGRESS = {r["reason"] for r in REASONS if r["progress"]}
 # Reasons the controllers retry on their own (cloud capacity, throttling, provider state): the
 # object is still converging, so Argo CD should wait, not alarm.
 RETRIED = ["Throttled", "OutOfStock", "QuotaExceeded", "ProviderUnavailable", "ProviderPending",
@@ -99,17 +107,37 @@ def network(ready=None, generation=1, observed=1, with_status=True):
     return obj
 
 
-def test_reason_lists_are_read_from_plan_rs():
+def test_reasons_come_from_the_operator():
     assert "CreateFailed" in TERMINAL and "PasswordInvalid" in TERMINAL and len(TERMINAL) >= 10
     assert PROGRESS >= {"Starting", "NetworkPending", "Provisioning", "Binding"}
     assert not TERMINAL & PROGRESS
+    assert set(RETRIED) <= ALL - TERMINAL - PROGRESS
+
+
+# A UserNetwork whose cloud refused the create needs a spec change; an EcsInstance waiting on such
+# a network is still Pending (its phase is not Failed), so the reason is terminal for networks only.
+NETWORK_ONLY_TERMINAL = {"NetworkCreateFailed"}
 
 
 @pytest.mark.parametrize("script", [ECS, UNET])
-def test_terminal_table_matches_plan_rs(script):
+def test_terminal_table_matches_the_operator(script):
     table = set(re.findall(r"^\s+([A-Za-z]+) = true,$", script.read_text(), re.M))
-    extra = {"NetworkCreateFailed"} if script == UNET else set()
-    assert table == TERMINAL | extra, f"{script.name} disagrees with plan.rs is_terminal_reason"
+    extra = NETWORK_ONLY_TERMINAL if script == UNET else set()
+    assert table <= ALL, f"{script.name} names reasons the operator never writes: {table - ALL}"
+    assert table == TERMINAL | extra, f"{script.name} disagrees with `multicloud-ecs reasons`"
+
+
+@pytest.mark.parametrize("reason", sorted(ALL))
+def test_every_reason_is_classified_like_the_operator(reason):
+    """Both scripts: terminal reasons Degraded, progress reasons Progressing, the rest Progressing
+    while failing (the operator retries them) -- for a current generation in a non-Failed phase."""
+    expected = "Degraded" if reason in TERMINAL else "Progressing"
+    phase = "Provisioning" if reason in PROGRESS else "Pending"
+    status, _ = health(ECS, instance(phase=phase, ready=("False", reason)))
+    assert status == expected, f"EcsInstance Ready=False {reason}"
+    expected = "Degraded" if reason in TERMINAL | NETWORK_ONLY_TERMINAL else "Progressing"
+    status, _ = health(UNET, network(ready=("False", reason)))
+    assert status == expected, f"UserNetwork Ready=False {reason}"
 
 
 # ---- EcsInstance ----

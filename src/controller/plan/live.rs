@@ -1,15 +1,14 @@
-//! Decisions of the EcsInstance reconciler as pure functions of (spec, observed cloud state):
-//! which rules to open or close, which tags to change, what to do with the public IP, and what
-//! the summary condition and phase are. The reconciler only carries them out.
+//! Decisions about a live instance's cloud resources: which rules to open or close, which tags
+//! to change, what to do with the public IP and whether it is ready.
 
 use std::collections::BTreeSet;
 
+use crate::api::Reason;
 use crate::api::conditions::{self, Desired};
-use crate::api::ecs_instance::Phase;
 use crate::api::tags;
-use mce_cloud::{Eip, EipStatus, PortRule, ProviderProfile, Tags};
+use mce_cloud::{Eip, EipStatus, Instance, PortRule, ProviderProfile, Tags};
 
-/// Source of every opened port: the design opens ports to the internet.
+/// Source of every opened port: ports are opened to the internet.
 pub const ANYWHERE: &str = "0.0.0.0/0";
 
 /// Rules to authorize and to revoke so the group holds exactly the wanted ports.
@@ -113,90 +112,44 @@ pub fn eip_step(wanted: Option<u32>, eip: Option<&Eip>, instance_id: &str) -> Ei
     }
 }
 
-/// The summary `Ready` condition and phase from the step conditions.
-pub fn summarize(steps: &[Desired]) -> (Desired, Phase) {
-    let failing = steps.iter().find(|d| !d.status);
-    let instance_running = steps
-        .iter()
-        .any(|d| d.type_ == conditions::INSTANCE_READY && d.status);
-    match failing {
-        None => (
-            Desired::new(
-                conditions::READY,
-                true,
-                "Ready",
-                "the instance runs with its network, public IP and ports",
-            ),
-            Phase::Running,
+/// The `PublicIpReady` condition for `wanted` bandwidth (None: no public IP wanted), given the
+/// EIP found for the instance (if any) once the EIP steps are done.
+pub fn public_ip_ready(wanted: Option<u32>, eip: Option<&Eip>, instance_id: &str) -> Desired {
+    let attached = eip.filter(|e| e.instance_id.as_deref() == Some(instance_id));
+    match (wanted, attached) {
+        (None, _) if eip.is_none() => Desired::new(
+            conditions::PUBLIC_IP_READY,
+            true,
+            Reason::NotRequested,
+            "no public IP wanted",
         ),
-        Some(f) => {
-            let phase = if is_terminal_reason(&f.reason) {
-                Phase::Failed
-            } else if instance_running {
-                Phase::Running
-            } else if f.type_ == conditions::INSTANCE_READY {
-                Phase::Provisioning
-            } else {
-                Phase::Pending
-            };
-            (
-                Desired::new(
-                    conditions::READY,
-                    false,
-                    f.reason.clone(),
-                    f.message.clone(),
-                ),
-                phase,
-            )
-        }
+        (Some(w), Some(e)) if e.bandwidth_mbps == w => Desired::new(
+            conditions::PUBLIC_IP_READY,
+            true,
+            Reason::Bound,
+            format!("EIP {} is bound", e.ip_address),
+        ),
+        _ => Desired::new(
+            conditions::PUBLIC_IP_READY,
+            false,
+            Reason::Binding,
+            "the EIP is moving between states",
+        ),
     }
 }
 
-/// Reasons of a step that is simply not finished yet: no Warning for them.
-pub fn is_progress_reason(reason: &str) -> bool {
-    matches!(
-        reason,
-        "Starting" | "NetworkPending" | "Binding" | "Provisioning"
-    )
-}
-
-/// Reasons that need a spec change, not a retry.
-pub fn is_terminal_reason(reason: &str) -> bool {
-    matches!(
-        reason,
-        "CreateFailed"
-            | "TenantMismatch"
-            | "NamespaceWithoutTenant"
-            | "NetworkMismatch"
-            | "ZoneMismatch"
-            | "UnknownImageKey"
-            | "UnknownGpuModel"
-            | "NoMatchingSize"
-            | "RegionRequired"
-            | "ZoneRequired"
-            | "InstanceTypeRequired"
-            | "PasswordUnsupported"
-            | "PasswordSecretNotFound"
-            | "PasswordInvalid"
-            | "ProviderRequired"
-            | "ProviderNotFound"
-    )
-}
-
-/// Warning events are published when a condition turns to a new failure reason, so one failure
-/// makes one event however often it is retried.
-pub fn new_failures<'a>(
-    previous: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
-    steps: &'a [Desired],
-) -> Vec<&'a Desired> {
-    steps
-        .iter()
-        .filter(|d| !d.status && !is_progress_reason(&d.reason))
-        .filter(|d| {
-            conditions::find(previous, d.type_)
-                .is_none_or(|c| c.status == "True" || c.reason != d.reason)
+/// The public IP shown in status: the attached EIP's address, else one the instance has that is
+/// not an EIP. (The instance was described before the EIP steps, so its own view of the EIP may
+/// be stale.)
+pub fn public_ip(eip: Option<&Eip>, instance: &Instance) -> Option<String> {
+    eip.filter(|e| e.instance_id.as_deref() == Some(instance.id.as_str()))
+        .map(|e| e.ip_address.clone())
+        .or_else(|| {
+            instance
+                .public_ip
+                .clone()
+                .filter(|_| instance.eip_allocation_id.is_none())
         })
-        .collect()
 }
 
 /// Tags of every resource made for an instance.
@@ -306,64 +259,43 @@ mod tests {
     }
 
     #[test]
-    fn summary_and_phase() {
-        let ok = |t| Desired::new(t, true, "Ok", "");
-        let (ready, phase) = summarize(&[
-            ok(conditions::NETWORK_READY),
-            ok(conditions::INSTANCE_READY),
-        ]);
-        assert!(ready.status);
-        assert_eq!(phase, Phase::Running);
-        let (ready, phase) = summarize(&[
-            ok(conditions::NETWORK_READY),
-            ok(conditions::INSTANCE_READY),
-            Desired::new(conditions::PUBLIC_IP_READY, false, "QuotaExceeded", "m"),
-        ]);
+    fn public_ip_ready_compares_wanted_and_attached() {
+        let bound = eip(Some("i-1"), EipStatus::InUse, 5);
+        let ready = public_ip_ready(None, None, "i-1");
+        assert_eq!((ready.status, ready.reason), (true, Reason::NotRequested));
+        let ready = public_ip_ready(Some(5), Some(&bound), "i-1");
+        assert_eq!((ready.status, ready.reason), (true, Reason::Bound));
+        assert_eq!(ready.message, "EIP 1.2.3.4 is bound");
+        // Attached elsewhere, wrong bandwidth, or still there though unwanted: not yet.
+        for (wanted, instance) in [(Some(5), "i-2"), (Some(10), "i-1"), (None, "i-1")] {
+            let ready = public_ip_ready(wanted, Some(&bound), instance);
+            assert_eq!((ready.status, ready.reason), (false, Reason::Binding));
+        }
         assert_eq!(
-            (ready.status, ready.reason.as_str(), phase),
-            (false, "QuotaExceeded", Phase::Running)
+            public_ip_ready(Some(5), None, "i-1").reason,
+            Reason::Binding
         );
-        let (_, phase) = summarize(&[
-            ok(conditions::NETWORK_READY),
-            Desired::new(conditions::INSTANCE_READY, false, "Starting", ""),
-        ]);
-        assert_eq!(phase, Phase::Provisioning);
-        let (_, phase) = summarize(&[Desired::new(
-            conditions::NETWORK_READY,
-            false,
-            "TenantMismatch",
-            "",
-        )]);
-        assert_eq!(phase, Phase::Failed);
-        let (_, phase) = summarize(&[Desired::new(
-            conditions::NETWORK_READY,
-            false,
-            "NetworkPending",
-            "",
-        )]);
-        assert_eq!(phase, Phase::Pending);
     }
 
     #[test]
-    fn one_event_per_failure() {
-        let t0 = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            "2026-01-01T00:00:00Z".parse().unwrap(),
+    fn public_ip_prefers_the_attached_eip() {
+        let mut instance = Instance {
+            id: "i-1".into(),
+            status: mce_cloud::InstanceStatus::Running,
+            instance_type: "t".into(),
+            zone: "z".into(),
+            private_ip: None,
+            public_ip: Some("9.9.9.9".into()),
+            eip_allocation_id: Some("eip-1".into()),
+            tags: Tags::new(),
+        };
+        let bound = eip(Some("i-1"), EipStatus::InUse, 5);
+        assert_eq!(
+            public_ip(Some(&bound), &instance).as_deref(),
+            Some("1.2.3.4")
         );
-        let failing = [Desired::new(
-            conditions::INSTANCE_READY,
-            false,
-            "OutOfStock",
-            "",
-        )];
-        assert_eq!(new_failures(&[], &failing).len(), 1);
-        let previous = conditions::merge(&[], &failing, None, &t0);
-        assert!(new_failures(&previous, &failing).is_empty());
-        let other = [Desired::new(
-            conditions::INSTANCE_READY,
-            false,
-            "QuotaExceeded",
-            "",
-        )];
-        assert_eq!(new_failures(&previous, &other).len(), 1);
+        assert_eq!(public_ip(None, &instance), None);
+        instance.eip_allocation_id = None;
+        assert_eq!(public_ip(None, &instance).as_deref(), Some("9.9.9.9"));
     }
 }

@@ -1,0 +1,233 @@
+//! Every reason the operator writes into a condition or an event. The wire strings are API
+//! surface: users, alerts and the Argo CD health checks (`deploy/argocd/*.lua`) match on them,
+//! so a variant's [`Reason::as_str`] never changes.
+
+use std::fmt;
+use std::time::Duration;
+
+use mce_cloud::ErrorClass;
+
+macro_rules! reasons {
+    ($($(#[$doc:meta])* $name:ident),+ $(,)?) => {
+        /// A condition or event reason.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Reason {
+            $($(#[$doc])* $name,)+
+        }
+
+        impl Reason {
+            /// Every reason, in declaration order.
+            pub const ALL: &'static [Reason] = &[$(Reason::$name,)+];
+
+            /// The stable wire string.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Reason::$name => stringify!($name),)+
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    // Converged or converging.
+    /// The summary condition holds (EcsInstance `Ready`); also the event on becoming ready.
+    Ready,
+    Running,
+    Starting,
+    NetworkPending,
+    NetworkReady,
+    NetworkNotFound,
+    Provisioning,
+    Binding,
+    Bound,
+    NotRequested,
+    PortsOpen,
+    /// A UserNetwork being deleted still has instances.
+    InUse,
+    InstanceLost,
+    PublicIpLost,
+    /// Every cloud resource of a deleted object is gone (event).
+    Released,
+    // Outcomes of cloud calls, as the reconcilers name them.
+    OutOfStock,
+    QuotaExceeded,
+    Throttled,
+    CreateFailed,
+    NetworkCreateFailed,
+    // Error classes of the cloud layer (`ErrorClass::reason`).
+    NotFound,
+    DependencyViolation,
+    InvalidParameter,
+    WrongState,
+    AuthenticationFailed,
+    IdempotencyMismatch,
+    Transient,
+    // Tenancy.
+    NamespaceWithoutTenant,
+    TenantMismatch,
+    NetworkMismatch,
+    ZoneMismatch,
+    // Mapping of the spec onto the provider.
+    RegionRequired,
+    ZoneRequired,
+    UnknownImageKey,
+    UnknownGpuModel,
+    NoMatchingSize,
+    InstanceTypeRequired,
+    PasswordUnsupported,
+    // Login.
+    PasswordSecretNotFound,
+    PasswordInvalid,
+    // Scheduling and the provider's driver.
+    ProviderRequired,
+    ProviderNotFound,
+    ProviderPending,
+    ProviderUnavailable,
+    ProviderNotSupported,
+    CredentialsNotFound,
+    CredentialsInvalid,
+    DriverConfigInvalid,
+    // CloudProvider availability probe.
+    /// The probe succeeded after failing (event).
+    Available,
+    ProbeSucceeded,
+    ProbeFailed,
+    Disabled,
+    // Reconcile failures outside the cloud.
+    KubeApiError,
+    /// Something else must happen first (a dependency released, a cache filled).
+    Waiting,
+}
+
+impl Reason {
+    /// Reasons that need a spec (or namespace/provider) change, not a retry: the instance's
+    /// phase becomes Failed and Argo CD reports it Degraded.
+    pub const fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::CreateFailed
+                | Self::TenantMismatch
+                | Self::NamespaceWithoutTenant
+                | Self::NetworkMismatch
+                | Self::ZoneMismatch
+                | Self::UnknownImageKey
+                | Self::UnknownGpuModel
+                | Self::NoMatchingSize
+                | Self::RegionRequired
+                | Self::ZoneRequired
+                | Self::InstanceTypeRequired
+                | Self::PasswordUnsupported
+                | Self::PasswordSecretNotFound
+                | Self::PasswordInvalid
+                | Self::ProviderRequired
+                | Self::ProviderNotFound
+        )
+    }
+
+    /// Reasons of a step that is simply not finished yet: no Warning event for them.
+    pub const fn is_progress(self) -> bool {
+        matches!(
+            self,
+            Self::Starting | Self::NetworkPending | Self::Binding | Self::Provisioning
+        )
+    }
+
+    /// How long a reconcile that failed with this reason waits before the next attempt
+    /// (before jitter): sooner when only the cloud's own progress is awaited.
+    pub const fn requeue(self) -> Duration {
+        match self {
+            Self::Waiting | Self::DependencyViolation | Self::WrongState => Duration::from_secs(2),
+            _ => Duration::from_secs(5),
+        }
+    }
+
+    /// The reason with this wire string.
+    pub fn from_wire(wire: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|r| r.as_str() == wire)
+    }
+}
+
+impl From<ErrorClass> for Reason {
+    fn from(class: ErrorClass) -> Self {
+        match class {
+            ErrorClass::Throttled => Self::Throttled,
+            ErrorClass::QuotaExceeded => Self::QuotaExceeded,
+            ErrorClass::NotFound => Self::NotFound,
+            ErrorClass::DependencyViolation => Self::DependencyViolation,
+            ErrorClass::OutOfStock => Self::OutOfStock,
+            ErrorClass::InvalidParameter => Self::InvalidParameter,
+            ErrorClass::WrongState => Self::WrongState,
+            ErrorClass::Authentication => Self::AuthenticationFailed,
+            ErrorClass::IdempotencyMismatch => Self::IdempotencyMismatch,
+            ErrorClass::Transient => Self::Transient,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for Reason {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Reason {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_strings_round_trip_and_are_unique() {
+        let mut seen = std::collections::BTreeSet::new();
+        for reason in Reason::ALL {
+            assert!(seen.insert(reason.as_str()), "duplicate {reason}");
+            assert_eq!(Reason::from_wire(reason.as_str()), Some(*reason));
+        }
+        assert_eq!(Reason::from_wire("NoSuchReason"), None);
+    }
+
+    #[test]
+    fn error_classes_keep_the_cloud_layer_strings() {
+        for class in [
+            ErrorClass::Throttled,
+            ErrorClass::QuotaExceeded,
+            ErrorClass::NotFound,
+            ErrorClass::DependencyViolation,
+            ErrorClass::OutOfStock,
+            ErrorClass::InvalidParameter,
+            ErrorClass::WrongState,
+            ErrorClass::Authentication,
+            ErrorClass::IdempotencyMismatch,
+            ErrorClass::Transient,
+        ] {
+            assert_eq!(Reason::from(class).as_str(), class.reason());
+        }
+    }
+
+    #[test]
+    fn terminal_and_progress_are_disjoint() {
+        assert!(
+            Reason::ALL
+                .iter()
+                .all(|r| !(r.is_terminal() && r.is_progress()))
+        );
+        assert!(Reason::PasswordInvalid.is_terminal());
+        assert!(!Reason::AuthenticationFailed.is_terminal());
+        assert!(!Reason::NetworkCreateFailed.is_terminal());
+        assert!(Reason::Binding.is_progress());
+        assert!(!Reason::ProviderPending.is_progress());
+        assert_eq!(Reason::Throttled.requeue(), Duration::from_secs(5));
+        assert_eq!(Reason::WrongState.requeue(), Duration::from_secs(2));
+    }
+}

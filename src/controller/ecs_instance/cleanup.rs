@@ -1,0 +1,178 @@
+//! Deletion: releases what was created for the object — EIP (detached first), instance, its own
+//! security group — found by the ids in status and by the object's UID tag.
+
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+use tracing::info;
+
+use super::super::context::Context;
+use super::super::error::{Error, Result};
+use super::super::status::{EventSink, ObjectSink};
+use super::super::{mapping, plan, tenancy};
+use crate::api::{DeletionPolicy, EcsInstance, EcsInstanceStatus, Reason};
+use mce_cloud::{CloudDriver, EipFilter, ErrorClass, IgnoreNotFound};
+
+pub(super) async fn cleanup(inst: &EcsInstance, ctx: &Context) -> Result<Action> {
+    if inst.spec.deletion_policy == DeletionPolicy::Orphan {
+        info!("deletion policy Orphan: leaving cloud resources in place");
+        return Ok(Action::await_change());
+    }
+    let status = inst.status.clone().unwrap_or_default();
+    let created_something = status.client_token.is_some()
+        || status.instance_id.is_some()
+        || status.security_group_id.is_some()
+        || status.security_group_client_token.is_some()
+        || status.eip_client_token.is_some();
+    if !created_something {
+        return Ok(Action::await_change());
+    }
+    let code = status
+        .provider
+        .clone()
+        .or_else(|| inst.spec.provider.clone())
+        .unwrap_or_default();
+    let Some(provider) = ctx.provider_by_code(&code) else {
+        return Err(Error::Waiting(format!(
+            "CloudProvider {code:?} is gone; cannot release cloud resources"
+        )));
+    };
+    let driver = ctx.drivers.driver(&provider).await?;
+    let region = match status.region.clone() {
+        Some(r) => r,
+        None => match mapping::placement(
+            &provider.spec,
+            inst.spec.region.as_deref(),
+            inst.spec.zone.as_deref(),
+        ) {
+            Ok(p) => p.region,
+            Err(_) => return Ok(Action::await_change()),
+        },
+    };
+    let events = ObjectSink::<_, EcsInstanceStatus>::new(inst, ctx, None);
+    release(
+        driver.as_ref(),
+        &region,
+        &inst.uid().unwrap_or_default(),
+        &status,
+        &events,
+    )
+    .await?;
+    Ok(Action::await_change())
+}
+
+/// Releases every cloud resource of the object with this UID and status, then publishes
+/// `Released`. `Err(Waiting)` while the cloud still holds a dependent resource.
+pub async fn release(
+    driver: &dyn CloudDriver,
+    region: &str,
+    uid: &str,
+    status: &EcsInstanceStatus,
+    events: &dyn EventSink,
+) -> Result<()> {
+    let owned = plan::instance_tags(tenancy::uid_tag(uid));
+    let mut steps_left = false;
+
+    // EIPs: by id and by tag.
+    let mut eips = driver
+        .describe_eips(
+            region,
+            &EipFilter {
+                tags: owned.clone(),
+                ..EipFilter::default()
+            },
+        )
+        .await?;
+    if let Some(id) = &status.eip_allocation_id
+        && !eips.iter().any(|e| &e.allocation_id == id)
+    {
+        let by_id = EipFilter {
+            allocation_ids: vec![id.clone()],
+            ..EipFilter::default()
+        };
+        eips.extend(driver.describe_eips(region, &by_id).await?);
+    }
+    for eip in &eips {
+        if let Some(attached) = &eip.instance_id {
+            driver
+                .disassociate_eip(region, &eip.allocation_id, attached)
+                .await
+                .ignore_not_found()?;
+        }
+        match driver
+            .release_eip(region, &eip.allocation_id)
+            .await
+            .ignore_not_found()
+        {
+            Ok(()) => info!(allocation_id = %eip.allocation_id, "EIP released"),
+            Err(e) if e.class == ErrorClass::WrongState => steps_left = true,
+            Err(e) => return Err(e.into()),
+        }
+    }
+
+    // Instances: by id and by tag.
+    let mut instances: Vec<String> = driver
+        .find_instances(region, &owned)
+        .await?
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    if let Some(id) = &status.instance_id
+        && !instances.contains(id)
+    {
+        instances.push(id.clone());
+    }
+    for id in &instances {
+        driver
+            .delete_instance(region, id)
+            .await
+            .ignore_not_found()?;
+        info!(instance_id = %id, "instance deleted");
+    }
+
+    // The instance's own security group (dependency violations clear once the instance is gone).
+    let vpc = status
+        .network
+        .as_ref()
+        .and_then(|n| n.vpc_id.clone())
+        .unwrap_or_default();
+    let mut groups: Vec<String> = if vpc.is_empty() {
+        Vec::new()
+    } else {
+        driver
+            .find_security_groups(region, &vpc, &owned)
+            .await?
+            .into_iter()
+            .map(|g| g.id)
+            .collect()
+    };
+    if let Some(id) = &status.security_group_id
+        && !groups.contains(id)
+    {
+        groups.push(id.clone());
+    }
+    for id in &groups {
+        match driver
+            .delete_security_group(region, id)
+            .await
+            .ignore_not_found()
+        {
+            Ok(()) => {}
+            Err(e) if e.class == ErrorClass::DependencyViolation => steps_left = true,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if steps_left {
+        return Err(Error::Waiting(
+            "waiting for the cloud to release dependent resources".into(),
+        ));
+    }
+    events
+        .publish(
+            false,
+            Reason::Released,
+            "cloud resources released".into(),
+            "Delete",
+        )
+        .await;
+    Ok(())
+}

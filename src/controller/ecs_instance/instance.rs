@@ -1,0 +1,306 @@
+//! The instance step: find the instance by its persisted id or by the object's UID tag (a crash
+//! after RunInstances), else create it — with its own security group and its login — under a
+//! ClientToken persisted before the call.
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret as KubeSecret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::Api;
+use kube::{Resource, ResourceExt};
+use tracing::{info, warn};
+
+use super::super::context::Context;
+use super::super::error::{Error, Result};
+use super::super::plan::{self, StepFailure, Unseen};
+use super::super::status::Progress;
+use super::super::{jittered, token};
+use super::Run;
+use crate::api::conditions::{self, Desired};
+use crate::api::{EcsInstance, EcsInstanceStatus, Reason};
+use mce_cloud::{
+    CloudError, CreateSecurityGroup, Instance, InstanceStatus, Login, ProviderProfile, RunInstance,
+    Secret as SecretString,
+};
+
+/// Why an instance step stopped.
+#[derive(Debug)]
+pub enum StepError {
+    /// Input or capacity problem recorded as a condition: requeue after the delay.
+    Refused(std::time::Duration),
+    /// Retryable failure: recorded as a condition, then returned to the error policy.
+    Failed(Error),
+}
+
+/// Where the login Secret is read.
+#[async_trait]
+pub trait SecretSource: Send + Sync {
+    /// The Secret `name` in `namespace`, if it exists.
+    async fn secret(&self, namespace: &str, name: &str) -> Result<Option<KubeSecret>>;
+}
+
+#[async_trait]
+impl SecretSource for Context {
+    async fn secret(&self, namespace: &str, name: &str) -> Result<Option<KubeSecret>> {
+        let api: Api<KubeSecret> = Api::namespaced(self.client.clone(), namespace);
+        Ok(api.get_opt(name).await?)
+    }
+}
+
+/// The login credential; the password is read from its Secret only when about to create, and
+/// checked against the provider's rule before any cloud call.
+pub async fn login(
+    inst: &EcsInstance,
+    profile: &ProviderProfile,
+    secrets: &dyn SecretSource,
+    progress: &mut Progress<EcsInstanceStatus>,
+) -> std::result::Result<Login, StepError> {
+    if let Some(name) = &inst.spec.key_pair_name {
+        return Ok(Login::KeyPair(name.clone()));
+    }
+    let Some(secret_ref) = &inst.spec.password_secret_ref else {
+        return Ok(Login::None);
+    };
+    let refuse = |progress: &mut Progress<EcsInstanceStatus>, reason, message: String| {
+        progress.step(conditions::INSTANCE_READY, false, reason, message);
+        StepError::Refused(plan::CAPACITY_REQUEUE)
+    };
+    let secret = secrets
+        .secret(&inst.namespace().unwrap_or_default(), &secret_ref.name)
+        .await
+        .map_err(StepError::Failed)?;
+    let Some(secret) = secret else {
+        return Err(refuse(
+            progress,
+            Reason::PasswordSecretNotFound,
+            format!("Secret {:?} not found", secret_ref.name),
+        ));
+    };
+    let value = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&secret_ref.key))
+        .and_then(|v| String::from_utf8(v.0.clone()).ok());
+    let Some(password) = value else {
+        return Err(refuse(
+            progress,
+            Reason::PasswordSecretNotFound,
+            format!(
+                "Secret {:?} has no key {:?}",
+                secret_ref.name, secret_ref.key
+            ),
+        ));
+    };
+    if let Err(problem) = profile.password.check(&password) {
+        return Err(refuse(
+            progress,
+            Reason::PasswordInvalid,
+            format!("Secret {:?}: {problem}", secret_ref.name),
+        ));
+    }
+    Ok(Login::Password(SecretString::new(password)))
+}
+
+impl Run<'_> {
+    /// Finds or creates the instance. `Ok(None)`: created and not yet visible.
+    pub async fn ensure_instance(
+        &self,
+        progress: &mut Progress<EcsInstanceStatus>,
+    ) -> std::result::Result<Option<Instance>, StepError> {
+        let region = self.region().to_string();
+        // Observe: by the persisted id, else by the UID tag (a crash after RunInstances).
+        if let Some(id) = progress.status.instance_id.clone() {
+            let found = self
+                .driver
+                .describe_instances(&region, std::slice::from_ref(&id))
+                .await
+                .map_err(|e| self.fail(progress, e))?;
+            if let Some(instance) = found.into_iter().next()
+                && instance.status != InstanceStatus::Terminated
+            {
+                return Ok(Some(instance));
+            }
+            let instance_ready = self
+                .inst
+                .status
+                .as_ref()
+                .and_then(|s| conditions::find(&s.conditions, conditions::INSTANCE_READY));
+            if plan::unseen_instance(instance_ready, Timestamp::now()) == Unseen::Starting {
+                progress.step(
+                    conditions::INSTANCE_READY,
+                    false,
+                    Reason::Starting,
+                    format!("instance {id} is starting"),
+                );
+                return Ok(None);
+            }
+            self.forget_lost(&id, progress).await?;
+        }
+        let mut owned = self
+            .driver
+            .find_instances(&region, &self.ownership_tags())
+            .await
+            .map_err(|e| self.fail(progress, e))?;
+        owned.retain(|i| i.status != InstanceStatus::Terminated);
+        if let Some(instance) = owned.into_iter().next() {
+            info!(instance_id = %instance.id, "adopting the instance created for this object");
+            progress.status.instance_id = Some(instance.id.clone());
+            self.persist(progress).await.map_err(StepError::Failed)?;
+            return Ok(Some(instance));
+        }
+
+        let security_group = self.ensure_security_group(progress).await?;
+        let login = login(
+            self.inst,
+            self.resolved.profile,
+            self.sinks.secrets,
+            progress,
+        )
+        .await?;
+
+        // Token first, persisted, then the call.
+        if progress.status.client_token.is_none() {
+            progress.status.client_token = Some(token::new(&self.uid));
+        }
+        self.persist(progress).await.map_err(StepError::Failed)?;
+        let params = &self.resolved.params;
+        let request = RunInstance {
+            region: region.clone(),
+            zone: params.placement.zone.clone(),
+            instance_type: params.instance_type.clone(),
+            image_id: params.image_id.clone(),
+            subnet_id: self.network.v_switch_id.clone().unwrap_or_default(),
+            security_group_ids: vec![
+                self.network.security_group_id.clone().unwrap_or_default(),
+                security_group,
+            ],
+            name: self
+                .inst
+                .spec
+                .instance_name
+                .clone()
+                .unwrap_or_else(|| self.inst.name_any()),
+            description: self.inst.spec.description.clone().unwrap_or_default(),
+            system_disk: params.system_disk.clone(),
+            login,
+            charge: params.charge,
+            tags: self.resource_tags(),
+            client_token: progress.status.client_token.clone().unwrap_or_default(),
+            extensions: self.inst.spec.extensions.clone(),
+        };
+        match self.driver.run_instance(&request).await {
+            Ok(id) => {
+                info!(instance_id = %id, "instance created");
+                if self.config.failpoint.as_deref() == Some("after-run-instances") {
+                    warn!("failpoint after-run-instances: aborting before the id is persisted");
+                    std::process::abort();
+                }
+                // The id is written by the status write that follows at once.
+                progress.status.instance_id = Some(id.clone());
+                progress.cloud_changed = true;
+                progress.step(
+                    conditions::INSTANCE_READY,
+                    false,
+                    Reason::Starting,
+                    format!("instance {id} is starting"),
+                );
+                Ok(None)
+            }
+            Err(e) => {
+                if plan::needs_new_token(e.class) {
+                    progress.status.client_token = None;
+                }
+                Err(self.fail(progress, e))
+            }
+        }
+    }
+
+    /// An instance deleted outside Kubernetes: one Warning, its ids forgotten and a new token,
+    /// persisted before it is created again.
+    async fn forget_lost(
+        &self,
+        id: &str,
+        progress: &mut Progress<EcsInstanceStatus>,
+    ) -> std::result::Result<(), StepError> {
+        warn!(instance_id = %id, "instance gone from the cloud; recreating");
+        self.sinks
+            .events
+            .publish(
+                true,
+                Reason::InstanceLost,
+                format!("instance {id} no longer exists on the cloud; creating a new one"),
+                "Observe",
+            )
+            .await;
+        progress.status.instance_id = None;
+        progress.status.private_ip = None;
+        progress.status.public_ip = None;
+        progress.status.client_token = Some(token::new(&self.uid));
+        let lost = format!("instance {id} was deleted outside Kubernetes");
+        let now = Time(Timestamp::now());
+        let generation = self.inst.meta().generation;
+        for type_ in [conditions::READY, conditions::INSTANCE_READY] {
+            let desired = Desired::new(type_, false, Reason::InstanceLost, lost.clone());
+            conditions::upsert(&mut progress.status.conditions, &desired, generation, &now);
+        }
+        self.persist(progress).await.map_err(StepError::Failed)
+    }
+
+    /// The instance's own security group, holding its ports.
+    async fn ensure_security_group(
+        &self,
+        progress: &mut Progress<EcsInstanceStatus>,
+    ) -> std::result::Result<String, StepError> {
+        if let Some(id) = &progress.status.security_group_id {
+            return Ok(id.clone());
+        }
+        let region = self.region().to_string();
+        let vpc_id = self.network.vpc_id.clone().unwrap_or_default();
+        let found = self
+            .driver
+            .find_security_groups(&region, &vpc_id, &self.ownership_tags())
+            .await
+            .map_err(|e| self.fail(progress, e))?;
+        let id = match found.into_iter().next() {
+            Some(g) => g.id,
+            None => {
+                if progress.status.security_group_client_token.is_none() {
+                    progress.status.security_group_client_token = Some(token::new(&self.uid));
+                }
+                self.persist(progress).await.map_err(StepError::Failed)?;
+                progress.cloud_changed = true;
+                self.driver
+                    .create_security_group(&CreateSecurityGroup {
+                        region: region.clone(),
+                        vpc_id,
+                        name: format!("sg-{}", self.inst.name_any()),
+                        description: format!("multicloud-ecs ports of {}", self.inst.name_any()),
+                        tags: self.resource_tags(),
+                        client_token: progress
+                            .status
+                            .security_group_client_token
+                            .clone()
+                            .unwrap_or_default(),
+                    })
+                    .await
+                    .map_err(|e| self.fail(progress, e))?
+            }
+        };
+        progress.status.security_group_id = Some(id.clone());
+        self.persist(progress).await.map_err(StepError::Failed)?;
+        Ok(id)
+    }
+
+    /// Records a cloud failure as the instance condition (its Warning is published once, by
+    /// `finish`).
+    fn fail(&self, progress: &mut Progress<EcsInstanceStatus>, e: CloudError) -> StepError {
+        let error = Error::Cloud(e);
+        let reason = plan::failure_reason(&error);
+        progress.step(conditions::INSTANCE_READY, false, reason, error.to_string());
+        match plan::step_failure(reason) {
+            StepFailure::Capacity => StepError::Refused(plan::CAPACITY_REQUEUE),
+            StepFailure::Spec => StepError::Refused(jittered(self.config.resync)),
+            StepFailure::Retry => StepError::Failed(error),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The instance's UserNetwork: found in the cache, or created by silent addressing (an instance
+//! without `networkRef` gets its user's network on demand).
+
+use kube::ResourceExt;
+use kube::api::{Api, ObjectMeta, PostParams};
+use kube::runtime::reflector::ObjectRef;
+use tracing::info;
+
+use super::super::context::Context;
+use super::super::error::Result;
+use super::super::plan::{self, NetworkWant};
+use super::super::status::Progress;
+use super::Resolved;
+use crate::api::ecs_instance::NetworkStatusRef;
+use crate::api::{
+    DeletionPolicy, EcsInstance, EcsInstanceStatus, SILENT_ANNOTATION, USER_LABEL, UserNetwork,
+    UserNetworkSpec,
+};
+
+/// Finds (or, by silent addressing, creates) the instance's UserNetwork and decides
+/// `NetworkReady`; `None` while the network is not ready.
+pub(super) async fn ensure_network(
+    inst: &EcsInstance,
+    ctx: &Context,
+    resolved: &Resolved,
+    progress: &mut Progress<EcsInstanceStatus>,
+) -> Result<Option<NetworkStatusRef>> {
+    let namespace = inst.namespace().unwrap_or_default();
+    let name = &resolved.network_name;
+    let cached = ctx.networks.get(&ObjectRef::new(name).within(&namespace));
+    let decision = plan::network_readiness(&network_want(inst, resolved), cached.as_deref());
+    if decision.create_silent {
+        create_silent_network(inst, ctx, resolved).await?;
+    }
+    if let Some(reference) = &decision.reference {
+        progress.status.network = Some(reference.clone());
+    }
+    let condition = decision.condition;
+    progress.step(
+        condition.type_,
+        condition.status,
+        condition.reason,
+        condition.message,
+    );
+    Ok(decision.reference)
+}
+
+/// What the instance expects of its network.
+pub fn network_want<'a>(inst: &'a EcsInstance, resolved: &'a Resolved) -> NetworkWant<'a> {
+    NetworkWant {
+        name: &resolved.network_name,
+        named: inst.spec.network_ref.is_some(),
+        user_id: &inst.spec.user_id,
+        provider: &resolved.provider.spec.code,
+        region: &resolved.params.placement.region,
+        zone: &resolved.params.placement.zone,
+        tenant: &resolved.tenant,
+    }
+}
+
+async fn create_silent_network(
+    inst: &EcsInstance,
+    ctx: &Context,
+    resolved: &Resolved,
+) -> Result<()> {
+    let namespace = inst.namespace().unwrap_or_default();
+    let network = silent_network(inst, resolved);
+    let api: Api<UserNetwork> = Api::namespaced(ctx.client.clone(), &namespace);
+    match api.create(&PostParams::default(), &network).await {
+        Ok(_) => {
+            info!(network = %resolved.network_name, "silent addressing: UserNetwork created");
+            Ok(())
+        }
+        // Another instance of the same user got there first: the network is shared.
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The UserNetwork silent addressing creates for an instance.
+pub fn silent_network(inst: &EcsInstance, resolved: &Resolved) -> UserNetwork {
+    UserNetwork {
+        metadata: ObjectMeta {
+            name: Some(resolved.network_name.clone()),
+            namespace: Some(inst.namespace().unwrap_or_default()),
+            annotations: Some([(SILENT_ANNOTATION.to_string(), "true".to_string())].into()),
+            labels: Some([(USER_LABEL.to_string(), label_safe(&inst.spec.user_id))].into()),
+            ..ObjectMeta::default()
+        },
+        spec: UserNetworkSpec {
+            provider: resolved.provider.spec.code.clone(),
+            region: resolved.params.placement.region.clone(),
+            zone: Some(resolved.params.placement.zone.clone()),
+            tenant_id: Some(resolved.tenant.clone()),
+            user_id: inst.spec.user_id.clone(),
+            cidr_block: None,
+            tags: Default::default(),
+            reclaim_policy: DeletionPolicy::Delete,
+        },
+        status: None,
+    }
+}
+
+fn label_safe(value: &str) -> String {
+    value
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(63)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_sanitized() {
+        assert_eq!(label_safe("user@example.com"), "userexample.com");
+    }
+}

@@ -1,0 +1,201 @@
+//! Decisions of the reconcilers as pure functions of (spec, observed state): which rules to open
+//! or close, which tags to change, what to do with the public IP, whether the network can be
+//! used, what a failure means, and what the summary condition, phase and next look are. The
+//! reconcilers only carry them out.
+
+mod instance;
+mod live;
+mod network;
+
+use std::time::Duration;
+
+pub use instance::{
+    CAPACITY_REQUEUE, StepFailure, Unseen, VISIBILITY_GRACE, backoff_for, failure_reason,
+    needs_new_token, step_failure, unseen_instance,
+};
+pub use live::{
+    ANYWHERE, EipStep, eip_step, instance_tags, port_changes, public_ip, public_ip_ready,
+    tag_changes,
+};
+pub use network::{NetworkDecision, NetworkWant, network_failure_reason, network_readiness};
+
+use crate::api::Reason;
+use crate::api::conditions::{self, Desired};
+use crate::api::ecs_instance::Phase;
+
+/// Look again soon while the cloud is still moving (instance booting, EIP in transition).
+pub const SHORT_REQUEUE: Duration = Duration::from_secs(1);
+/// Look again after this when not ready and nothing asked for a sooner look.
+const NOT_READY_REQUEUE: Duration = Duration::from_secs(5);
+
+/// The summary `Ready` condition and phase from the step conditions.
+pub fn summarize(steps: &[Desired]) -> (Desired, Phase) {
+    let failing = steps.iter().find(|d| !d.status);
+    let instance_running = steps
+        .iter()
+        .any(|d| d.type_ == conditions::INSTANCE_READY && d.status);
+    match failing {
+        None => (
+            Desired::new(
+                conditions::READY,
+                true,
+                Reason::Ready,
+                "the instance runs with its network, public IP and ports",
+            ),
+            Phase::Running,
+        ),
+        Some(f) => {
+            let phase = if f.reason.is_terminal() {
+                Phase::Failed
+            } else if instance_running {
+                Phase::Running
+            } else if f.type_ == conditions::INSTANCE_READY {
+                Phase::Provisioning
+            } else {
+                Phase::Pending
+            };
+            (
+                Desired::new(conditions::READY, false, f.reason, f.message.clone()),
+                phase,
+            )
+        }
+    }
+}
+
+/// Warning events are published when a condition turns to a new failure reason, so one failure
+/// makes one event however often it is retried.
+pub fn new_failures<'a>(
+    previous: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    steps: &'a [Desired],
+) -> Vec<&'a Desired> {
+    steps
+        .iter()
+        .filter(|d| !d.status && !d.reason.is_progress())
+        .filter(|d| {
+            conditions::find(previous, d.type_)
+                .is_none_or(|c| c.status == "True" || c.reason != d.reason.as_str())
+        })
+        .collect()
+}
+
+/// When to look at an EcsInstance again after a pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Requeue {
+    After(Duration),
+    /// Converged: the periodic drift check (resync, jittered by the caller).
+    Resync,
+}
+
+/// The next look: a step's own retry wins; cloud writes of this pass are confirmed shortly
+/// before the object counts as converged.
+pub fn requeue(retry: Option<Duration>, cloud_changed: bool, ready: bool) -> Requeue {
+    match retry {
+        Some(delay) => Requeue::After(delay),
+        None if cloud_changed => Requeue::After(SHORT_REQUEUE),
+        None if ready => Requeue::Resync,
+        None => Requeue::After(NOT_READY_REQUEUE),
+    }
+}
+
+/// Whether a pass verified the object against the cloud: ready, nothing to retry, and no cloud
+/// write whose effect is still to be observed.
+pub fn converged(ready: bool, retry: Option<Duration>, cloud_changed: bool) -> bool {
+    ready && retry.is_none() && !cloud_changed
+}
+
+/// The order of an EcsInstance's conditions in status.
+pub const CONDITION_ORDER: [&str; 5] = [
+    conditions::READY,
+    conditions::NETWORK_READY,
+    conditions::INSTANCE_READY,
+    conditions::PUBLIC_IP_READY,
+    conditions::PORTS_READY,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_and_phase() {
+        let ok = |t| Desired::new(t, true, Reason::Running, "");
+        let (ready, phase) = summarize(&[
+            ok(conditions::NETWORK_READY),
+            ok(conditions::INSTANCE_READY),
+        ]);
+        assert!(ready.status);
+        assert_eq!(phase, Phase::Running);
+        let (ready, phase) = summarize(&[
+            ok(conditions::NETWORK_READY),
+            ok(conditions::INSTANCE_READY),
+            Desired::new(
+                conditions::PUBLIC_IP_READY,
+                false,
+                Reason::QuotaExceeded,
+                "m",
+            ),
+        ]);
+        assert_eq!(
+            (ready.status, ready.reason, phase),
+            (false, Reason::QuotaExceeded, Phase::Running)
+        );
+        let (_, phase) = summarize(&[
+            ok(conditions::NETWORK_READY),
+            Desired::new(conditions::INSTANCE_READY, false, Reason::Starting, ""),
+        ]);
+        assert_eq!(phase, Phase::Provisioning);
+        let (_, phase) = summarize(&[Desired::new(
+            conditions::NETWORK_READY,
+            false,
+            Reason::TenantMismatch,
+            "",
+        )]);
+        assert_eq!(phase, Phase::Failed);
+        let (_, phase) = summarize(&[Desired::new(
+            conditions::NETWORK_READY,
+            false,
+            Reason::NetworkPending,
+            "",
+        )]);
+        assert_eq!(phase, Phase::Pending);
+    }
+
+    #[test]
+    fn one_event_per_failure() {
+        let t0 = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            "2026-01-01T00:00:00Z".parse().unwrap(),
+        );
+        let failing = [Desired::new(
+            conditions::INSTANCE_READY,
+            false,
+            Reason::OutOfStock,
+            "",
+        )];
+        assert_eq!(new_failures(&[], &failing).len(), 1);
+        let previous = conditions::merge(&[], &failing, None, &t0);
+        assert!(new_failures(&previous, &failing).is_empty());
+        let other = [Desired::new(
+            conditions::INSTANCE_READY,
+            false,
+            Reason::QuotaExceeded,
+            "",
+        )];
+        assert_eq!(new_failures(&previous, &other).len(), 1);
+    }
+
+    #[test]
+    fn requeue_decision() {
+        let d = Duration::from_secs(7);
+        assert_eq!(requeue(Some(d), true, true), Requeue::After(d));
+        assert_eq!(requeue(None, true, true), Requeue::After(SHORT_REQUEUE));
+        assert_eq!(requeue(None, false, true), Requeue::Resync);
+        assert_eq!(
+            requeue(None, false, false),
+            Requeue::After(NOT_READY_REQUEUE)
+        );
+        assert!(converged(true, None, false));
+        assert!(!converged(true, Some(d), false));
+        assert!(!converged(true, None, true));
+        assert!(!converged(false, None, false));
+    }
+}

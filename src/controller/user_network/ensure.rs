@@ -1,0 +1,232 @@
+//! The cloud side of a UserNetwork: find the user's VPC, subnet and security group by tags or
+//! create them — the only code that creates cloud network resources — and release them.
+
+use tracing::info;
+
+use super::super::error::{Error, Result};
+use super::super::status::{Progress, StatusSink};
+use super::super::{tenancy, token};
+use crate::api::{UserNetwork, UserNetworkStatus, tags};
+use kube::ResourceExt;
+use mce_cloud::{CloudDriver, CreateSecurityGroup, CreateSubnet, CreateVpc, IgnoreNotFound, Tags};
+
+/// Everything the executors need to know about the network besides its spec.
+#[derive(Clone, Debug)]
+pub struct NetworkInputs {
+    pub tenant: String,
+    pub region: String,
+    pub zone: String,
+    /// A CIDR block no other network of the tenant uses, for a network that has none yet
+    /// (None: the tenant's range is exhausted, or none is needed).
+    pub free_cidr: Option<ipnet::Ipv4Net>,
+}
+
+/// Tags finding a user's network resources: the tenancy key plus the network role, so
+/// per-instance groups in the same VPC are never mistaken for the network's group.
+pub fn network_tags(tenant: &str, user: &str) -> Tags {
+    let mut t = tenancy::network_key_tags(tenant, user);
+    t.insert(tags::ROLE.into(), tags::ROLE_NETWORK.into());
+    t
+}
+
+/// Records a newly known id in status right away.
+async fn persist(
+    sink: &dyn StatusSink<UserNetworkStatus>,
+    status: &mut UserNetworkStatus,
+    update: impl FnOnce(&mut UserNetworkStatus),
+) -> Result<()> {
+    let before = status.clone();
+    update(status);
+    if *status != before {
+        sink.save(status).await?;
+    }
+    Ok(())
+}
+
+/// Finds or creates VPC → subnet → security group, persisting each id as soon as it is known.
+/// Returns false while the VPC is not yet available.
+pub async fn ensure(
+    net: &UserNetwork,
+    driver: &dyn CloudDriver,
+    r: &NetworkInputs,
+    progress: &mut Progress<UserNetworkStatus>,
+    sink: &dyn StatusSink<UserNetworkStatus>,
+) -> Result<bool> {
+    let uid = net.uid().unwrap_or_default();
+    let status = &mut progress.status;
+    // Token and CIDR are decided once and persisted before any cloud call.
+    if status.client_token.is_none() || status.cidr_block.is_none() {
+        status.client_token.get_or_insert_with(|| token::new(&uid));
+        if status.cidr_block.is_none() {
+            status.cidr_block = Some(match &net.spec.cidr_block {
+                Some(c) => c.clone(),
+                None => r
+                    .free_cidr
+                    .ok_or_else(|| {
+                        Error::Waiting("172.16.0.0/12 is exhausted for this tenant".into())
+                    })?
+                    .to_string(),
+            });
+        }
+        status.zone = Some(r.zone.clone());
+        sink.save(status).await?;
+    }
+    let client_token = status.client_token.clone().unwrap_or_default();
+    let cidr = status.cidr_block.clone().unwrap_or_default();
+    let key = network_tags(&r.tenant, &net.spec.user_id);
+    let create_tags: Tags = {
+        let mut t = tenancy::resource_tags(&net.spec.tags, &r.tenant, &net.spec.user_id, &uid);
+        t.extend(key.clone());
+        t
+    };
+    let region = r.region.as_str();
+
+    // VPC
+    let vpcs = driver.find_vpcs(region, &key).await?;
+    let vpc = match vpcs
+        .iter()
+        .find(|v| Some(&v.id) == status.vpc_id.as_ref())
+        .or_else(|| vpcs.first())
+    {
+        Some(v) => v.clone(),
+        None => {
+            let id = driver
+                .create_vpc(&CreateVpc {
+                    region: region.into(),
+                    cidr_block: cidr.clone(),
+                    name: format!("vpc-{}", net.spec.user_id),
+                    description: format!(
+                        "multicloud-ecs network of user {} (tenant {})",
+                        net.spec.user_id, r.tenant
+                    ),
+                    tags: create_tags.clone(),
+                    client_token: format!("{client_token}-vpc"),
+                })
+                .await?;
+            info!(vpc_id = %id, "VPC created");
+            persist(sink, status, |s| s.vpc_id = Some(id.clone())).await?;
+            match driver
+                .find_vpcs(region, &key)
+                .await?
+                .into_iter()
+                .find(|v| v.id == id)
+            {
+                Some(v) => v,
+                None => return Ok(false),
+            }
+        }
+    };
+    if status.vpc_id.as_ref() != Some(&vpc.id) {
+        persist(sink, status, |s| s.vpc_id = Some(vpc.id.clone())).await?;
+    }
+    status.cidr_block = Some(vpc.cidr_block.clone());
+    if !vpc.available {
+        return Ok(false);
+    }
+
+    // Subnet
+    let subnets = driver.find_subnets(region, &vpc.id, &key).await?;
+    let subnet_id = match subnets.iter().find(|s| s.zone == r.zone) {
+        Some(s) => s.id.clone(),
+        None => {
+            let block: ipnet::Ipv4Net = vpc
+                .cidr_block
+                .parse()
+                .map_err(|_| Error::Waiting(format!("VPC CIDR {} is not IPv4", vpc.cidr_block)))?;
+            let id = driver
+                .create_subnet(&CreateSubnet {
+                    region: region.into(),
+                    vpc_id: vpc.id.clone(),
+                    zone: r.zone.clone(),
+                    cidr_block: tenancy::subnet_cidr(&block).to_string(),
+                    name: format!("vsw-{}", net.spec.user_id),
+                    tags: create_tags.clone(),
+                    client_token: format!("{client_token}-vsw-{}", r.zone),
+                })
+                .await?;
+            info!(vswitch_id = %id, "VSwitch created");
+            id
+        }
+    };
+    if status.v_switch_id.as_ref() != Some(&subnet_id) {
+        persist(sink, status, |s| s.v_switch_id = Some(subnet_id.clone())).await?;
+    }
+
+    // Security group shared by the user's instances (ports live on per-instance groups).
+    let groups = driver.find_security_groups(region, &vpc.id, &key).await?;
+    let group_id = match groups.first() {
+        Some(g) => g.id.clone(),
+        None => {
+            let id = driver
+                .create_security_group(&CreateSecurityGroup {
+                    region: region.into(),
+                    vpc_id: vpc.id.clone(),
+                    name: format!("sg-{}", net.spec.user_id),
+                    description: format!(
+                        "multicloud-ecs network group of user {}",
+                        net.spec.user_id
+                    ),
+                    tags: create_tags,
+                    client_token: format!("{client_token}-sg"),
+                })
+                .await?;
+            info!(security_group_id = %id, "security group created");
+            id
+        }
+    };
+    if status.security_group_id.as_ref() != Some(&group_id) {
+        persist(sink, status, |s| {
+            s.security_group_id = Some(group_id.clone())
+        })
+        .await?;
+    }
+    Ok(true)
+}
+
+/// Releases what this network object created (its UID tag), in dependency order: groups and
+/// subnets, then the VPC.
+pub async fn release(
+    net: &UserNetwork,
+    driver: &dyn CloudDriver,
+    region: &str,
+    tenant: &str,
+) -> Result<()> {
+    let uid = net.uid().unwrap_or_default();
+    let ours = |t: &Tags| t.get(tags::OBJECT_UID).map(String::as_str) == Some(uid.as_str());
+    let key = network_tags(tenant, &net.spec.user_id);
+    for vpc in driver
+        .find_vpcs(region, &key)
+        .await?
+        .into_iter()
+        .filter(|v| ours(&v.tags))
+    {
+        for group in driver
+            .find_security_groups(region, &vpc.id, &key)
+            .await?
+            .into_iter()
+            .filter(|g| ours(&g.tags))
+        {
+            driver
+                .delete_security_group(region, &group.id)
+                .await
+                .ignore_not_found()?;
+        }
+        for subnet in driver
+            .find_subnets(region, &vpc.id, &key)
+            .await?
+            .into_iter()
+            .filter(|s| ours(&s.tags))
+        {
+            driver
+                .delete_subnet(region, &subnet.id)
+                .await
+                .ignore_not_found()?;
+        }
+        driver
+            .delete_vpc(region, &vpc.id)
+            .await
+            .ignore_not_found()?;
+        info!(vpc_id = %vpc.id, "network released");
+    }
+    Ok(())
+}

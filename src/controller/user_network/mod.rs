@@ -1,0 +1,266 @@
+//! UserNetwork reconciler: ensures the user's VPC, subnet and security group ([`ensure()`]) and
+//! releases them when the network is deleted and no instance uses it.
+
+mod ensure;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::api::{Api, DeleteParams, ListParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use tracing::{info, instrument};
+
+use super::context::Context;
+use super::error::{Error, Result};
+use super::finalizer::{self, Phase};
+use super::status::{ObjectSink, Progress, StatusSink, warn_new_failures};
+use super::tenancy::{self, TenancyError};
+use super::{jittered, mapping, network_name_of, plan};
+use crate::api::conditions;
+use crate::api::{
+    CloudProvider, DeletionPolicy, EcsInstance, Reason, SILENT_ANNOTATION, UserNetwork,
+    UserNetworkStatus,
+};
+use crate::scheduler;
+
+pub use ensure::{NetworkInputs, ensure, network_tags, release};
+
+/// Requeue while a VPC is still being provisioned by the cloud.
+const PROVISIONING_REQUEUE: Duration = Duration::from_secs(1);
+
+#[instrument(skip_all, fields(usernetwork = %format!("{}/{}", net.namespace().unwrap_or_default(), net.name_any())))]
+pub async fn reconcile(net: Arc<UserNetwork>, ctx: Arc<Context>) -> Result<Action> {
+    finalizer::reconcile(net, &ctx, |phase| async {
+        match phase {
+            Phase::Apply(net) => apply(&net, &ctx).await,
+            Phase::Cleanup(net) => cleanup(&net, &ctx).await,
+        }
+    })
+    .await
+}
+
+/// Names of the EcsInstances (in the network's namespace) that use it.
+fn users_of(net: &UserNetwork, ctx: &Context) -> Vec<String> {
+    let namespace = net.namespace();
+    let name = net.name_any();
+    let mut users: Vec<String> = ctx
+        .instances
+        .state()
+        .iter()
+        .filter(|i| {
+            i.namespace() == namespace && network_name_of(i).as_deref() == Some(name.as_str())
+        })
+        .map(|i| i.name_any())
+        .collect();
+    users.sort();
+    users
+}
+
+/// Whether an EcsInstance uses the network, asked of the API server rather than the cache: right
+/// after a (re)start the EcsInstance cache may still be filling (each controller waits for its
+/// own cache only), and deleting a silent network that is in use strands its instances.
+async fn used_per_api_server(net: &UserNetwork, ctx: &Context) -> Result<bool> {
+    let name = net.name_any();
+    let api: Api<EcsInstance> =
+        Api::namespaced(ctx.client.clone(), &net.namespace().unwrap_or_default());
+    Ok(api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .any(|i| network_name_of(i).as_deref() == Some(name.as_str())))
+}
+
+/// Refusal: a condition reason and message; no cloud call is made.
+type Refusal = (Reason, String);
+
+fn resolve_static(
+    net: &UserNetwork,
+    ctx: &Context,
+) -> Result<(String, Arc<CloudProvider>, mapping::Placement), Refusal> {
+    let namespace = net.namespace().unwrap_or_default();
+    let tenant = tenancy::resolve_tenant(
+        &namespace,
+        ctx.namespace_labels(&namespace).as_ref(),
+        net.spec.tenant_id.as_deref(),
+    )
+    .map_err(|e: TenancyError| (e.reason(), e.to_string()))?;
+    let provider = ctx.provider_by_code(&net.spec.provider).ok_or_else(|| {
+        let e = scheduler::SchedulingError::ProviderNotFound(net.spec.provider.clone());
+        (e.reason(), e.to_string())
+    })?;
+    let placement = mapping::placement(
+        &provider.spec,
+        Some(&net.spec.region),
+        net.spec.zone.as_deref(),
+    )
+    .map_err(|e| (e.reason(), e.to_string()))?;
+    Ok((tenant, provider, placement))
+}
+
+async fn apply(net: &UserNetwork, ctx: &Context) -> Result<Action> {
+    let users = users_of(net, ctx);
+    // A network made by silent addressing goes away with its last instance.
+    if net.annotations().contains_key(SILENT_ANNOTATION)
+        && users.is_empty()
+        && net.status.as_ref().is_some_and(|s| s.vpc_id.is_some())
+        && !used_per_api_server(net, ctx).await?
+    {
+        info!("silent network no longer used; deleting it");
+        let api: Api<UserNetwork> =
+            Api::namespaced(ctx.client.clone(), &net.namespace().unwrap_or_default());
+        api.delete(&net.name_any(), &DeleteParams::default())
+            .await?;
+        return Ok(Action::await_change());
+    }
+
+    let sink = ObjectSink::new(net, ctx, net.status.clone());
+    let mut progress = Progress::new(net.status.clone().unwrap_or_default());
+    progress.status.used_by = users;
+    progress.status.observed_generation = net.metadata.generation;
+
+    // Converged and checked recently: only the list of users may have changed.
+    let uid = net.uid().unwrap_or_default();
+    let observed = net.status.as_ref().and_then(|s| s.observed_generation);
+    if observed == net.metadata.generation
+        && let Some(remaining) = ctx.verified_recently(&uid, net.metadata.generation)
+    {
+        progress.save(&sink).await?;
+        return Ok(Action::requeue(remaining));
+    }
+
+    let (tenant, provider, placement) = match resolve_static(net, ctx) {
+        Ok(v) => v,
+        Err((reason, message)) => return refuse(net, ctx, &sink, progress, reason, message).await,
+    };
+    if let Err(e) = scheduler::check_available(&provider) {
+        return refuse(net, ctx, &sink, progress, e.reason(), e.to_string()).await;
+    }
+    let driver = match ctx.drivers.driver(&provider).await {
+        Ok(d) => d,
+        Err(e) => return refuse(net, ctx, &sink, progress, e.reason(), e.to_string()).await,
+    };
+    let needs_cidr = progress.status.cidr_block.is_none() && net.spec.cidr_block.is_none();
+    let inputs = NetworkInputs {
+        free_cidr: needs_cidr.then(|| choose_cidr(net, ctx, &tenant)).flatten(),
+        tenant,
+        region: placement.region,
+        zone: placement.zone,
+    };
+
+    match ensure(net, driver.as_ref(), &inputs, &mut progress, &sink).await {
+        Ok(true) => {
+            progress.step(
+                conditions::READY,
+                true,
+                Reason::NetworkReady,
+                "VPC, subnet and security group are ready",
+            );
+            conclude(net, &sink, progress, None).await?;
+            sink.mark_verified(true);
+            Ok(Action::requeue(jittered(ctx.config.resync)))
+        }
+        Ok(false) => {
+            progress.step(
+                conditions::READY,
+                false,
+                Reason::Provisioning,
+                "waiting for the VPC to become available",
+            );
+            conclude(net, &sink, progress, None).await?;
+            Ok(Action::requeue(PROVISIONING_REQUEUE))
+        }
+        Err(e) => {
+            let reason = plan::network_failure_reason(&e);
+            progress.step(conditions::READY, false, reason, e.to_string());
+            conclude(net, &sink, progress, Some("EnsureNetwork")).await?;
+            Err(e)
+        }
+    }
+}
+
+/// A CIDR not used by the tenant's other networks on the same provider and region.
+fn choose_cidr(net: &UserNetwork, ctx: &Context, tenant: &str) -> Option<ipnet::Ipv4Net> {
+    let used: Vec<String> = ctx
+        .networks
+        .state()
+        .iter()
+        .filter(|n| {
+            n.uid() != net.uid()
+                && n.spec.provider == net.spec.provider
+                && n.spec.region == net.spec.region
+        })
+        .filter(|n| {
+            let ns = n.namespace().unwrap_or_default();
+            ctx.namespace_labels(&ns)
+                .and_then(|l| l.get(crate::api::TENANT_LABEL).cloned())
+                .as_deref()
+                == Some(tenant)
+        })
+        .filter_map(|n| {
+            n.status
+                .as_ref()
+                .and_then(|s| s.cidr_block.clone())
+                .or_else(|| n.spec.cidr_block.clone())
+        })
+        .collect();
+    tenancy::derive_cidr(tenant, &net.spec.user_id, used.iter().map(String::as_str))
+}
+
+/// Settles the `Ready` condition, writes the status, and (with an event action) publishes one
+/// Warning when the condition turned to a new failure reason.
+async fn conclude(
+    net: &UserNetwork,
+    sink: &ObjectSink<'_, UserNetwork, UserNetworkStatus>,
+    mut progress: Progress<UserNetworkStatus>,
+    warn_as: Option<&'static str>,
+) -> Result<()> {
+    let previous = progress.status.conditions.clone();
+    progress.settle(&previous, None, net.meta().generation, &[conditions::READY]);
+    progress.save(sink).await?;
+    if let Some(action) = warn_as {
+        warn_new_failures(sink, &previous, &progress.steps, |_| action).await;
+    }
+    Ok(())
+}
+
+/// Input the controller cannot act on: condition + one Warning event, no cloud call.
+async fn refuse(
+    net: &UserNetwork,
+    ctx: &Context,
+    sink: &ObjectSink<'_, UserNetwork, UserNetworkStatus>,
+    mut progress: Progress<UserNetworkStatus>,
+    reason: Reason,
+    message: String,
+) -> Result<Action> {
+    progress.step(conditions::READY, false, reason, message);
+    conclude(net, sink, progress, Some("Validate")).await?;
+    Ok(Action::requeue(jittered(
+        ctx.config.resync.min(Duration::from_secs(60)),
+    )))
+}
+
+async fn cleanup(net: &UserNetwork, ctx: &Context) -> Result<Action> {
+    let users = users_of(net, ctx);
+    if !users.is_empty() {
+        let sink = ObjectSink::new(net, ctx, net.status.clone());
+        let mut progress = Progress::new(net.status.clone().unwrap_or_default());
+        let message = format!("in use by EcsInstances: {}", users.join(", "));
+        progress.status.used_by = users;
+        progress.step(conditions::READY, false, Reason::InUse, message.clone());
+        conclude(net, &sink, progress, None).await?;
+        return Err(Error::Waiting(message));
+    }
+    if net.spec.reclaim_policy == DeletionPolicy::Orphan {
+        info!("reclaim policy Orphan: leaving cloud network resources in place");
+        return Ok(Action::await_change());
+    }
+    let Ok((tenant, provider, placement)) = resolve_static(net, ctx) else {
+        // Never provisioned (refused input) or the provider is gone: nothing we can release.
+        return Ok(Action::await_change());
+    };
+    let driver = ctx.drivers.driver(&provider).await?;
+    release(net, driver.as_ref(), &placement.region, &tenant).await?;
+    Ok(Action::await_change())
+}
