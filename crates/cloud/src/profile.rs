@@ -229,6 +229,25 @@ mod tests {
     };
 
     #[test]
+    fn resource_names_fit_the_cloud() {
+        let profile = ProviderProfile {
+            provider_type: "T",
+            reserved_tag_prefixes: &["t:"],
+            password: PasswordPolicy::Unsupported,
+            limits: ProviderLimits {
+                tags_per_resource: 20,
+                name_max_chars: 8,
+                client_token_max_chars: 64,
+            },
+            charge_wire: |_| "c",
+            bandwidth_wire: |_| "b",
+        };
+        assert_eq!(profile.resource_name("vpc-a@b.c"), "vpc-a-b.");
+        assert_eq!(profile.resource_name("sg-x"), "sg-x");
+        assert!(profile.is_reserved_tag("t:k"));
+    }
+
+    #[test]
     fn password_rule_counts_classes_and_length() {
         assert!(RULE.check("Passw0rd").is_ok());
         assert!(RULE.check("passw0rd!").is_ok());

@@ -179,7 +179,7 @@ impl Run<'_> {
                 .spec
                 .instance_name
                 .clone()
-                .unwrap_or_else(|| self.inst.name_any()),
+                .unwrap_or_else(|| self.resolved.profile.resource_name(&self.inst.name_any())),
             description: self.inst.spec.description.clone().unwrap_or_default(),
             system_disk: params.system_disk.clone(),
             login,
@@ -273,7 +273,10 @@ impl Run<'_> {
                     .create_security_group(&CreateSecurityGroup {
                         region: region.clone(),
                         vpc_id,
-                        name: format!("sg-{}", self.inst.name_any()),
+                        name: self
+                            .resolved
+                            .profile
+                            .resource_name(&format!("sg-{}", self.inst.name_any())),
                         description: format!("multicloud-ecs ports of {}", self.inst.name_any()),
                         tags: self.resource_tags(),
                         client_token: progress

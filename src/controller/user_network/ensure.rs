@@ -8,7 +8,10 @@ use super::super::status::{Progress, StatusSink};
 use super::super::{tenancy, token};
 use crate::api::{UserNetwork, UserNetworkStatus, tags};
 use kube::ResourceExt;
-use mce_cloud::{CloudDriver, CreateSecurityGroup, CreateSubnet, CreateVpc, IgnoreNotFound, Tags};
+use mce_cloud::{
+    CloudDriver, CreateSecurityGroup, CreateSubnet, CreateVpc, IgnoreNotFound, ProviderProfile,
+    Tags,
+};
 
 /// Everything the executors need to know about the network besides its spec.
 #[derive(Clone, Debug)]
@@ -19,6 +22,8 @@ pub struct NetworkInputs {
     /// A CIDR block no other network of the tenant uses, for a network that has none yet
     /// (None: the tenant's range is exhausted, or none is needed).
     pub free_cidr: Option<ipnet::Ipv4Net>,
+    /// The cloud's rules for names and the like.
+    pub profile: &'static ProviderProfile,
 }
 
 /// Tags finding a user's network resources: the tenancy key plus the network role, so
@@ -94,7 +99,9 @@ pub async fn ensure(
                 .create_vpc(&CreateVpc {
                     region: region.into(),
                     cidr_block: cidr.clone(),
-                    name: format!("vpc-{}", net.spec.user_id),
+                    name: r
+                        .profile
+                        .resource_name(&format!("vpc-{}", net.spec.user_id)),
                     description: format!(
                         "multicloud-ecs network of user {} (tenant {})",
                         net.spec.user_id, r.tenant
@@ -139,7 +146,9 @@ pub async fn ensure(
                     vpc_id: vpc.id.clone(),
                     zone: r.zone.clone(),
                     cidr_block: tenancy::subnet_cidr(&block).to_string(),
-                    name: format!("vsw-{}", net.spec.user_id),
+                    name: r
+                        .profile
+                        .resource_name(&format!("vsw-{}", net.spec.user_id)),
                     tags: create_tags.clone(),
                     client_token: format!("{client_token}-vsw-{}", r.zone),
                 })
@@ -161,7 +170,7 @@ pub async fn ensure(
                 .create_security_group(&CreateSecurityGroup {
                     region: region.into(),
                     vpc_id: vpc.id.clone(),
-                    name: format!("sg-{}", net.spec.user_id),
+                    name: r.profile.resource_name(&format!("sg-{}", net.spec.user_id)),
                     description: format!(
                         "multicloud-ecs network group of user {}",
                         net.spec.user_id

@@ -137,7 +137,10 @@ async fn apply(net: &UserNetwork, ctx: &Context) -> Result<Action> {
     if let Err(e) = scheduler::check_available(&provider) {
         return refuse(net, ctx, &sink, progress, e.reason(), e.to_string()).await;
     }
-    let driver = match ctx.drivers.driver(&provider).await {
+    let (driver, profile) = match ctx.drivers.driver(&provider).await.and_then(|driver| {
+        let profile = ctx.drivers.profile(&provider)?;
+        Ok((driver, profile))
+    }) {
         Ok(d) => d,
         Err(e) => return refuse(net, ctx, &sink, progress, e.reason(), e.to_string()).await,
     };
@@ -147,6 +150,7 @@ async fn apply(net: &UserNetwork, ctx: &Context) -> Result<Action> {
         tenant,
         region: placement.region,
         zone: placement.zone,
+        profile,
     };
 
     match ensure(net, driver.as_ref(), &inputs, &mut progress, &sink).await {
