@@ -10,9 +10,6 @@
 //! subresources; create/delete of UserNetworks (silent addressing); get of Secrets; create/patch of
 //! events.k8s.io Events; get/create/patch of its Lease in the release namespace.
 
-mod support;
-
-use std::path::Path;
 use std::process::Command;
 
 use k8s_openapi::api::authorization::v1::{
@@ -24,25 +21,22 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBind
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
 };
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config};
+use kube::{Api, Client};
+use mce_testkit::control_plane::{self, config_from};
+use mce_testkit::namespace::TestNamespace;
+use mce_testkit::paths::workspace_root;
 use serde_json::{Value, json};
-use support::TestNamespace;
 
 const KUBE_VERSION: &str = "v1.34.4";
 const GROUP: &str = "ecs.multicloud.io";
 const LEASE: &str = "multicloud-ecs-leader";
 
-fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// `helm template` of the chart; returns every rendered object.
 fn helm_template(release: &str, namespace: &str, set: &[&str]) -> Vec<Value> {
     let mut cmd = Command::new("bash");
-    cmd.arg(repo_root().join("scripts/helm.sh"))
+    cmd.arg(workspace_root().join("scripts/helm.sh"))
         .args(["template", release])
-        .arg(repo_root().join("charts/multicloud-ecs"))
+        .arg(workspace_root().join("charts/multicloud-ecs"))
         .args(["--namespace", namespace, "--kube-version", KUBE_VERSION]);
     for s in set {
         cmd.args(["--set", s]);
@@ -114,11 +108,7 @@ async fn delete_all(admin: &Client, applied: &[(ApiResource, Option<String>, Str
 
 /// A client of the shared control plane acting as `system:serviceaccount:<ns>:<name>`.
 async fn impersonating(namespace: &str, service_account: &str) -> Client {
-    let kubeconfig =
-        Kubeconfig::read_from(&support::control_plane().kubeconfig).expect("read kubeconfig");
-    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("kubeconfig");
+    let mut config = config_from(&control_plane::shared().kubeconfig).await;
     config.auth_info.impersonate = Some(format!(
         "system:serviceaccount:{namespace}:{service_account}"
     ));
@@ -392,7 +382,7 @@ fn assert_no_wildcards(objects: &[Value]) {
 #[test]
 fn every_rbac_rule_is_commented() {
     let text =
-        std::fs::read_to_string(repo_root().join("charts/multicloud-ecs/templates/rbac.yaml"))
+        std::fs::read_to_string(workspace_root().join("charts/multicloud-ecs/templates/rbac.yaml"))
             .expect("read rbac.yaml");
     let lines: Vec<&str> = text.lines().collect();
     let mut rules = 0;
@@ -416,7 +406,7 @@ fn every_rbac_rule_is_commented() {
 
 #[tokio::test]
 async fn chart_service_account_may_do_what_the_operator_does_and_no_more() {
-    let admin = support::admin_client().await;
+    let admin = control_plane::shared().client().await;
     let release_ns = TestNamespace::create(&admin, "chart-rbac", &[]).await;
     let release = format!("rbac{:08x}", rand::random::<u32>());
     let objects = helm_template(&release, &release_ns.name, &[]);
@@ -555,7 +545,7 @@ async fn chart_service_account_may_do_what_the_operator_does_and_no_more() {
 
 #[tokio::test]
 async fn secret_namespaces_confine_secret_reads() {
-    let admin = support::admin_client().await;
+    let admin = control_plane::shared().client().await;
     let release_ns = TestNamespace::create(&admin, "chart-rbac", &[]).await;
     let secrets_ns = TestNamespace::create(&admin, "chart-secrets", &[]).await;
     let release = format!("rbac{:08x}", rand::random::<u32>());

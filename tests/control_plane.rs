@@ -1,8 +1,6 @@
 //! Smoke test of the real control plane through the Rust client: the API machinery the operator
 //! relies on (CRDs, server-side apply of status, watches, RBAC) behaves as in a production cluster.
 
-mod support;
-
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
@@ -12,6 +10,8 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams
 use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
+use mce_testkit::control_plane;
+use mce_testkit::namespace::TestNamespace;
 use serde_json::json;
 
 const CRD_NAME: &str = "widgets.smoke.multicloud.io";
@@ -45,7 +45,7 @@ fn widget_crd() -> CustomResourceDefinition {
 
 #[tokio::test]
 async fn control_plane_serves_crds_status_watches_and_rbac() {
-    let client = support::admin_client().await;
+    let client = control_plane::shared().client().await;
 
     // List namespaces: the apiserver created its own.
     let namespaces = Api::<Namespace>::all(client.clone())
@@ -76,7 +76,7 @@ async fn control_plane_serves_crds_status_watches_and_rbac() {
     .unwrap();
 
     // Create an object in a fresh namespace.
-    let ns = support::TestNamespace::create(&client, "smoke", &[]).await;
+    let ns = TestNamespace::create(&client, "smoke", &[]).await;
     let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
         "smoke.multicloud.io",
         "v1",
@@ -147,7 +147,7 @@ async fn control_plane_serves_crds_status_watches_and_rbac() {
     assert_eq!(seen.name_any(), "w1");
 
     // A non-admin identity may not create CRDs.
-    let user = support::user_client("smoke-user").await;
+    let user = control_plane::shared().user_client("smoke-user").await;
     let user_crds = Api::<CustomResourceDefinition>::all(user);
     let mut other = widget_crd();
     other.metadata.name = Some("gadgets.smoke.multicloud.io".into());

@@ -3,23 +3,25 @@
 //! within the lease duration (the measured takeover time is printed); SIGTERM the new leader and
 //! the Lease is released at once.
 //!
-//! The operators run against this test process's private control plane (`support::operator`): a
-//! leader reconciles every object of its cluster, so it must not share one with other tests'
-//! operators. No cloud is needed: the operator holds a lease without one, and the reconcile that
+//! The operators run against this test process's private control plane
+//! (`mce_testkit::control_plane::private`): a leader reconciles every object of its cluster, so it
+//! must not share one with other tests' operators. No cloud is needed: the operator holds a lease without one, and the reconcile that
 //! shows who works is a CloudProvider whose credentials Secret does not exist.
 
-mod support;
-
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
+use mce_testkit::control_plane;
+use mce_testkit::crds::install_crds;
+use mce_testkit::manifests::{ar, dynamic};
+use mce_testkit::operator;
+use mce_testkit::operator_env::admin_client;
+use mce_testkit::paths::{Build, operator_bin, tmp_dir};
+use mce_testkit::process::{Process, free_port, http_get};
+use mce_testkit::wait::tail;
 use serde_json::json;
-use support::operator::{admin_client, dynamic, install_crds, kubeconfig, tail};
 
 const LEASE_SECONDS: u64 = 6;
 /// Takeover must happen within the lease duration plus this margin (polling, process start-up of
@@ -27,31 +29,22 @@ const LEASE_SECONDS: u64 = 6;
 const TAKEOVER_MARGIN: Duration = Duration::from_secs(4);
 const LEASE_NAMESPACE: &str = "default";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind a free port")
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One `multicloud-ecs run --leader-election` process. Killed when dropped.
 struct Op {
     identity: String,
     port: u16,
-    child: Child,
-    log: PathBuf,
+    process: Process,
 }
 
 impl Op {
     fn start(identity: &str, lease_name: &str) -> Self {
         let port = free_port();
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("leader-election-logs");
-        std::fs::create_dir_all(&dir).expect("log dir");
-        let log = dir.join(format!("{lease_name}-{identity}.log"));
-        let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_multicloud-ecs"))
-            .args(["run", "--leader-election", "--lease-seconds"])
+        let log = tmp_dir("leader-election-logs").join(format!("{lease_name}-{identity}.log"));
+        let mut cmd = operator::command(
+            &operator_bin(Build::IfMissing),
+            &control_plane::private().kubeconfig,
+        );
+        cmd.args(["--leader-election", "--lease-seconds"])
             .arg(LEASE_SECONDS.to_string())
             .args(["--lease-name", lease_name])
             .args(["--lease-namespace", LEASE_NAMESPACE])
@@ -59,36 +52,16 @@ impl Op {
             .arg("--http-addr")
             .arg(format!("127.0.0.1:{port}"))
             .args(["--resync-seconds", "5", "--probe-seconds", "5"])
-            .args(["--log-json", "--log-level", "info,kube=warn"])
-            .env("KUBECONFIG", kubeconfig())
-            .env_remove("MCE_FAILPOINT")
-            .env_remove("POD_NAME")
-            .env_remove("POD_NAMESPACE")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log file"))
-            .stderr(file)
-            .spawn()
-            .expect("spawn the operator");
+            .args(["--log-json", "--log-level", "info,kube=warn"]);
         Self {
             identity: identity.to_string(),
             port,
-            child,
-            log,
+            process: Process::spawn("operator", cmd, log),
         }
     }
 
     async fn get(&self, path: &str) -> Option<(u16, String)> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .ok()?;
-        let resp = client
-            .get(format!("http://127.0.0.1:{}{path}", self.port))
-            .send()
-            .await
-            .ok()?;
-        let code = resp.status().as_u16();
-        Some((code, resp.text().await.ok()?))
+        http_get(self.port, path, Duration::from_secs(2)).await.ok()
     }
 
     /// `multicloud_ecs_leader` from /metrics (None: not serving).
@@ -110,31 +83,7 @@ impl Op {
     }
 
     fn logs(&self) -> String {
-        tail(&std::fs::read_to_string(&self.log).unwrap_or_default(), 30)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn sigkill(&mut self) {
-        self.child.kill().expect("SIGKILL the operator");
-        let _ = self.child.wait();
-    }
-
-    fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM {} failed", self.pid());
-    }
-}
-
-impl Drop for Op {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        tail(&self.process.logs(), 30)
     }
 }
 
@@ -166,7 +115,7 @@ fn dump(ops: &[&Op]) -> String {
             format!(
                 "--- {} (log {}) ---\n{}",
                 op.identity,
-                op.log.display(),
+                op.process.log.display(),
                 op.logs()
             )
         })
@@ -183,10 +132,8 @@ async fn one_leader_reconciles_and_a_stand_by_takes_over_then_a_graceful_stop_re
 
     // A CloudProvider: whoever leads reconciles it (its Secret is missing, which is fine).
     let provider_name = format!("leader-test-{:08x}", rand::random::<u32>());
-    let providers: Api<kube::api::DynamicObject> = Api::all_with(
-        client.clone(),
-        &support::operator::ar::<multicloud_ecs::api::CloudProvider>(),
-    );
+    let providers: Api<kube::api::DynamicObject> =
+        Api::all_with(client.clone(), &ar::<multicloud_ecs::api::CloudProvider>());
     providers
         .create(
             &PostParams::default(),
@@ -277,7 +224,7 @@ async fn one_leader_reconciles_and_a_stand_by_takes_over_then_a_graceful_stop_re
 
     // SIGKILL the leader: no release; the stand-by takes over once the lease expires.
     let killed = leader.identity.clone();
-    leader.sigkill();
+    leader.process.kill();
     let t0 = Instant::now();
     let takeover = loop {
         if standby.leader_gauge().await == Some(1) {
@@ -314,7 +261,7 @@ async fn one_leader_reconciles_and_a_stand_by_takes_over_then_a_graceful_stop_re
     }
 
     // SIGTERM the new leader: it stops its controllers and releases the Lease right away.
-    standby.sigterm();
+    standby.process.sigterm();
     let t1 = Instant::now();
     let released = loop {
         if holder(&leases, &lease_name).await.is_none() {
@@ -333,7 +280,7 @@ async fn one_leader_reconciles_and_a_stand_by_takes_over_then_a_graceful_stop_re
     );
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
-        if let Some(status) = standby.child.try_wait().expect("try_wait") {
+        if let Some(status) = standby.process.try_wait() {
             break status;
         }
         assert!(
@@ -349,9 +296,7 @@ async fn one_leader_reconciles_and_a_stand_by_takes_over_then_a_graceful_stop_re
         dump(&[&*standby])
     );
     assert!(
-        std::fs::read_to_string(&standby.log)
-            .unwrap_or_default()
-            .contains("leader lease released"),
+        standby.process.logs().contains("leader lease released"),
         "{}",
         dump(&[&*standby])
     );

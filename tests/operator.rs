@@ -1,17 +1,15 @@
 //! The operator end to end: `multicloud-ecs run` as a real process against the real control
 //! plane, with the cloud emulator over real HTTP. Assertions go through the Kubernetes API and
-//! the emulator's inspection. Tests in this binary run one at a time (see `support::operator`).
-
-mod support;
+//! the emulator's inspection. Tests in this binary run one at a time (see `mce_testkit::operator_env`).
 
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, ListParams};
+use mce_testkit::prelude::*;
 use multicloud_ecs::api::ecs_instance::Phase;
 use serde_json::{Value, json};
-use support::operator::*;
 
 const CONDITIONS: [&str; 5] = [
     "Ready",

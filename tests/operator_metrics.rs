@@ -4,34 +4,17 @@
 //! the emulator's own count), reconciles per controller with durations, instances by phase and
 //! the leader gauge.
 
-mod support;
-
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use mce_testkit::prelude::*;
+use mce_testkit::process::{free_port, http_get};
 use serde_json::json;
-use support::operator::*;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind a free port")
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn get(port: u16, path: &str) -> (u16, String) {
-    let resp = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap()
-        .get(format!("http://127.0.0.1:{port}{path}"))
-        .send()
+    http_get(port, path, Duration::from_secs(5))
         .await
-        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
-    let code = resp.status().as_u16();
-    (code, resp.text().await.unwrap())
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
 
 /// Sample lines of one metric family: labels text → value.

@@ -3,15 +3,13 @@
 //! none of them reaching the cloud — and a login password that never shows in logs, events or
 //! status. The operator runs as a real process against a real control plane and the emulator.
 
-mod support;
-
 use std::collections::BTreeMap;
 
 use base64::Engine;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
+use mce_testkit::prelude::*;
 use serde_json::{Value, json};
-use support::operator::*;
 
 /// Calls the operator makes without any EcsInstance input: the provider probe, and the resync
 /// of the (valid) network of another user that one invalid manifest references.

@@ -1,15 +1,15 @@
 //! Throughput of the emulator: concurrent loopback clients send ACS3-signed DescribeInstances and
 //! DescribeVpcs calls for a bounded time; prints requests/s and p50/p99 latency.
 //!
-//! `cargo bench --bench emulator_throughput` (env: `MCE_BENCH_SECS`, default 10;
-//! `MCE_BENCH_CLIENTS`, default 32).
+//! `cargo bench -p mce-bench --bench emulator_throughput` (env: `MCE_BENCH_SECS`, default 10;
+//! `MCE_BENCH_CLIENTS`, default 32). The emulator runs in this process (the library, as the
+//! tests use it); the clients are `mce_testkit`'s signed test client.
 
 use std::time::{Duration, Instant};
 
-use multicloud_ecs::cloud::emulator::testing::SignedClient;
-use multicloud_ecs::cloud::emulator::{
-    DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, EmulatorConfig, start,
-};
+use mce_emulator::{DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+use mce_testkit::aliyun_client::SignedClient;
+use mce_testkit::emulator::start_in_process;
 
 const REGION: &str = "cn-hangzhou";
 
@@ -78,6 +78,39 @@ async fn seed(client: &SignedClient) {
     assert_eq!(status, 200, "{body}");
 }
 
+/// One client's loop until `deadline`: alternately DescribeInstances (10 of the 50 seeded) and
+/// DescribeVpcs; returns the latencies (µs) of the successful calls and the failures.
+async fn drive(client: SignedClient, first: u64, deadline: Instant) -> (Vec<u32>, u64) {
+    let mut latencies: Vec<u32> = Vec::with_capacity(100_000);
+    let mut errors = 0u64;
+    let mut i = first;
+    while Instant::now() < deadline {
+        let t = Instant::now();
+        let result = if i.is_multiple_of(2) {
+            client
+                .ecs(
+                    "DescribeInstances",
+                    &[
+                        ("RegionId", REGION),
+                        ("MaxResults", "10"),
+                        ("Tag.1.Key", "bench"),
+                    ],
+                )
+                .await
+        } else {
+            client.vpc("DescribeVpcs", &[("RegionId", REGION)]).await
+        };
+        i += 1;
+        match result {
+            Ok((200, _)) => {
+                latencies.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX))
+            }
+            _ => errors += 1,
+        }
+    }
+    (latencies, errors)
+}
+
 fn main() {
     let secs = env_u64("MCE_BENCH_SECS", 10);
     let clients = env_u64("MCE_BENCH_CLIENTS", 32);
@@ -86,35 +119,18 @@ fn main() {
         .build()
         .expect("tokio runtime");
     runtime.block_on(async move {
-        let config = EmulatorConfig { boot_delay: Duration::ZERO, ..EmulatorConfig::default() };
-        let emulator = start(config).await.expect("emulator starts");
-        let client = SignedClient::new(emulator.endpoint(), DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET);
+        let emulator = start_in_process(Duration::ZERO).await;
+        let client = SignedClient::new(
+            emulator.endpoint(),
+            DEFAULT_ACCESS_KEY_ID,
+            DEFAULT_ACCESS_KEY_SECRET,
+        );
         seed(&client).await;
         let deadline = Instant::now() + Duration::from_secs(secs);
         let started = Instant::now();
-        let mut tasks = Vec::new();
-        for n in 0..clients {
-            let client = client.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut latencies: Vec<u32> = Vec::with_capacity(100_000);
-                let mut errors = 0u64;
-                let mut i = n;
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    let result = if i % 2 == 0 {
-                        client.ecs("DescribeInstances", &[("RegionId", REGION), ("MaxResults", "10"), ("Tag.1.Key", "bench")]).await
-                    } else {
-                        client.vpc("DescribeVpcs", &[("RegionId", REGION)]).await
-                    };
-                    i += 1;
-                    match result {
-                        Ok((200, _)) => latencies.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX)),
-                        _ => errors += 1,
-                    }
-                }
-                (latencies, errors)
-            }));
-        }
+        let tasks: Vec<_> = (0..clients)
+            .map(|n| tokio::spawn(drive(client.clone(), n, deadline)))
+            .collect();
         let mut all = Vec::new();
         let mut errors = 0;
         for task in tasks {
@@ -125,10 +141,17 @@ fn main() {
         let elapsed = started.elapsed().as_secs_f64();
         all.sort_unstable();
         let calls = emulator.state().calls();
-        println!("emulator_throughput: {clients} clients, {elapsed:.1} s, DescribeInstances (10 of 50 instances) + DescribeVpcs, ACS3-signed");
+        println!(
+            "emulator_throughput: {clients} clients, {elapsed:.1} s, DescribeInstances (10 of 50 instances) + DescribeVpcs, ACS3-signed"
+        );
         println!("  requests ok: {}  errors: {errors}", all.len());
         println!("  throughput:  {:.0} req/s", all.len() as f64 / elapsed);
-        println!("  latency:     p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms", percentile(&all, 0.5), percentile(&all, 0.99), percentile(&all, 1.0));
+        println!(
+            "  latency:     p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            percentile(&all, 0.5),
+            percentile(&all, 0.99),
+            percentile(&all, 1.0)
+        );
         println!("  calls seen by the emulator: {:?}", calls.by_action);
         emulator.shutdown().await;
     });

@@ -3,17 +3,26 @@
 //! operator's peak RSS, and what happens during a steady-state window after convergence.
 //!
 //! ```sh
-//! cargo bench --bench operator_scale -- --instances 100
-//! cargo bench --bench operator_scale -- --instances 1000 --steady-seconds 60
+//! cargo bench -p mce-bench --bench operator_scale -- --instances 100
+//! cargo bench -p mce-bench --bench operator_scale -- --instances 1000 --steady-seconds 60
 //! ```
 //!
 //! Real parts only: the control plane of `scripts/control-plane.sh` (etcd + kube-apiserver), the
-//! emulator (`multicloud-ecs emulator`) and the operator (`multicloud-ecs run`) as separate
-//! release-built processes. By default the control plane is a dedicated copy
-//! (`MCE_CP_DIR=$TMPDIR/multicloud-ecs-bench-cp-<pid>`), started for the run and stopped after it:
-//! the API server's write counters are global, and an operator started by a concurrent test run
-//! on the shared copy would reconcile the benchmark's objects too. `--shared-control-plane` uses
-//! the shared copy instead, `--keep-control-plane` leaves the dedicated one running.
+//! emulator (`multicloud-ecs-emulator`) and the operator (`multicloud-ecs run`) as separate
+//! release-built processes (built by `cargo build --release` at the start of the run, through
+//! `mce_testkit::paths`: cargo builds no other package's binaries for a bench). By default the
+//! control plane is a dedicated copy (`MCE_CP_DIR=$TMPDIR/multicloud-ecs-bench-cp-<pid>`),
+//! started for the run and stopped after it: the API server's write counters are global, and an
+//! operator started by a concurrent test run on the shared copy would reconcile the benchmark's
+//! objects too. `--shared-control-plane` uses the shared copy instead, `--keep-control-plane`
+//! leaves the dedicated one running.
+//!
+//! The run, step by step ([`run`]): build the binaries; start the control plane and install the
+//! CRDs; start the emulator; create the tenant namespace, Secrets and CloudProvider; wait until
+//! the API server idles and record what it writes by itself (baseline); start the operator and
+//! wait for the CloudProvider to be Available; apply N EcsInstances while waiting for all to be
+//! Ready (the convergence window); hold a steady-state window; stop the processes; report; clean
+//! up.
 //!
 //! Measurements:
 //! - writes: `apiserver_request_total` (verbs POST, PUT, PATCH, APPLY, DELETE, DELETECOLLECTION)
@@ -38,23 +47,32 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::api::{DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::runtime::watcher;
-use kube::{Api, Client, Config, ResourceExt};
-use multicloud_ecs::api::{CloudProvider, EcsInstance, UserNetwork};
+use kube::{Api, Client, ResourceExt};
+use mce_testkit::control_plane::ControlPlane;
+use mce_testkit::crds::install_crds;
+use mce_testkit::emulator::EmulatorProcess;
+use mce_testkit::manifests::{
+    CREDENTIALS_SECRET, EMULATOR_CREDENTIALS, ar, dynamic, instance_manifest, merge,
+    provider_manifest,
+};
+use mce_testkit::namespace::{create_namespace, create_secret};
+use mce_testkit::operator;
+use mce_testkit::operator_env::force_clear_namespace;
+use mce_testkit::paths::{Build, emulator_bin, operator_bin, tmp_dir};
+use mce_testkit::process::{Process, free_port};
+use mce_testkit::status::provider_available;
+use multicloud_ecs::api::{CloudProvider, EcsInstance, TENANT_LABEL};
 use parking_lot::Mutex;
 use serde_json::json;
 
-const REGION: &str = "cn-hangzhou";
-const FIELD_MANAGER: &str = "operator-scale-bench";
 const WRITE_VERBS: &[&str] = &[
     "POST",
     "PUT",
@@ -150,160 +168,12 @@ fn usage(problem: &str) -> ! {
         eprintln!("operator_scale: {problem}");
     }
     eprintln!(
-        "usage: cargo bench --bench operator_scale -- [--instances N] [--steady-seconds S] \
-         [--resync-seconds S] [--probe-seconds S] [--operator-concurrency N] \
+        "usage: cargo bench -p mce-bench --bench operator_scale -- [--instances N] \
+         [--steady-seconds S] [--resync-seconds S] [--probe-seconds S] [--operator-concurrency N] \
          [--apply-concurrency N] [--users N] [--no-public-ip] [--no-ports] [--boot-delay-ms MS] \
          [--timeout-seconds S] [--shared-control-plane] [--keep-control-plane]"
     );
     std::process::exit(if problem.is_empty() { 0 } else { 2 })
-}
-
-// ---------------------------------------------------------------- processes
-
-fn repo_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The control plane of `scripts/control-plane.sh`, stopped on drop when the bench owns it.
-struct ControlPlane {
-    state_dir: Option<PathBuf>,
-    kubeconfig: PathBuf,
-    stop_on_drop: bool,
-}
-
-impl ControlPlane {
-    fn script(state_dir: Option<&Path>, args: &[&str]) -> Result<String, String> {
-        let mut cmd = Command::new("bash");
-        cmd.arg(repo_root().join("scripts/control-plane.sh"))
-            .args(args);
-        match state_dir {
-            Some(dir) => cmd.env("MCE_CP_DIR", dir),
-            None => cmd.env_remove("MCE_CP_DIR"),
-        };
-        let out = cmd.output().map_err(|e| format!("control-plane.sh: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "`scripts/control-plane.sh {}` failed:\n{}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    }
-
-    fn up(args: &Args) -> Result<Self, String> {
-        // Unique per run, so concurrent runs never share (or stop) each other's copy; a kept copy
-        // has a fixed name so the next run reuses it.
-        let dir_name = if args.keep_control_plane {
-            "multicloud-ecs-bench-cp".to_string()
-        } else {
-            format!("multicloud-ecs-bench-cp-{}", std::process::id())
-        };
-        let state_dir = (!args.shared_control_plane).then(|| std::env::temp_dir().join(dir_name));
-        for binary in Self::script(state_dir.as_deref(), &["binaries"])?.lines() {
-            if !Path::new(binary).exists() {
-                return Err(format!(
-                    "control-plane binary {binary} is missing; build it with: scripts/control-plane.sh build"
-                ));
-            }
-        }
-        let started = Instant::now();
-        Self::script(state_dir.as_deref(), &["up"])?;
-        let kubeconfig = PathBuf::from(Self::script(state_dir.as_deref(), &["kubeconfig"])?);
-        eprintln!(
-            "control plane up in {:.1} s ({}), kubeconfig {}",
-            started.elapsed().as_secs_f64(),
-            if args.shared_control_plane {
-                "shared"
-            } else {
-                "dedicated"
-            },
-            kubeconfig.display()
-        );
-        let stop_on_drop = state_dir.is_some() && !args.keep_control_plane;
-        Ok(Self {
-            state_dir,
-            kubeconfig,
-            stop_on_drop,
-        })
-    }
-
-    /// (name, pid) of etcd and kube-apiserver.
-    fn pids(&self) -> Vec<(&'static str, u32)> {
-        let dir = self
-            .kubeconfig
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        ["kube-apiserver", "etcd"]
-            .into_iter()
-            .filter_map(|name| {
-                let pid = std::fs::read_to_string(dir.join(format!("{name}.pid"))).ok()?;
-                Some((name, pid.trim().parse().ok()?))
-            })
-            .collect()
-    }
-}
-
-impl Drop for ControlPlane {
-    fn drop(&mut self) {
-        if self.stop_on_drop {
-            match Self::script(self.state_dir.as_deref(), &["down"]) {
-                Ok(_) => eprintln!("dedicated control plane stopped"),
-                Err(e) => eprintln!("stopping the control plane: {e}"),
-            }
-        }
-    }
-}
-
-/// A child process, killed (and reaped) on drop, so a panic or an early return leaves nothing.
-struct Proc {
-    name: &'static str,
-    child: Child,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, mut cmd: Command, log: &Path) -> Self {
-        let file = std::fs::File::create(log).expect("log file");
-        let err = file.try_clone().expect("log file");
-        cmd.stdin(Stdio::null()).stdout(file).stderr(err);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Self { name, child }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn assert_alive(&mut self, log: &Path) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(30).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            panic!(
-                "{} exited ({status}); last lines of {}:\n{}",
-                self.name,
-                log.display(),
-                tail.join("\n")
-            );
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 // ---------------------------------------------------------------- /proc sampling
@@ -590,8 +460,8 @@ fn diff_calls(
         .collect()
 }
 
-async fn start_emulator(bin: &Path, args: &Args, dir: &Path) -> (Proc, String, PathBuf) {
-    let port = free_port();
+/// The emulator as a process, with quotas large enough for N instances of `--users` users.
+async fn start_emulator(bin: &Path, args: &Args, dir: &Path) -> EmulatorProcess {
     let n = args.instances as u64;
     let quotas = json!({
         "vpcs": args.users as u64 + 100,
@@ -602,29 +472,13 @@ async fn start_emulator(bin: &Path, args: &Args, dir: &Path) -> (Proc, String, P
         "eips": 4 * n + 1000,
         "tagsPerResource": 50,
     });
-    let mut cmd = Command::new(bin);
-    cmd.args(["emulator", "--listen", &format!("127.0.0.1:{port}")])
-        .args(["--boot-delay-ms", &args.boot_delay_ms.to_string()])
-        .args(["--quotas", &quotas.to_string()]);
-    let log = dir.join("emulator.log");
-    let mut proc = Proc::spawn("emulator", cmd, &log);
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        proc.assert_alive(&log);
-        if let Ok(r) = http.get(format!("{base}/_emulator/calls")).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "emulator not listening after 20 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    (proc, base, log)
+    let flags = [
+        "--boot-delay-ms".to_string(),
+        args.boot_delay_ms.to_string(),
+        "--quotas".to_string(),
+        quotas.to_string(),
+    ];
+    EmulatorProcess::start(bin, &flags, &dir.join("emulator.log")).await
 }
 
 // ---------------------------------------------------------------- readiness watch
@@ -687,124 +541,49 @@ fn spawn_watch(api: Api<EcsInstance>, state: Arc<Mutex<Readiness>>) -> tokio::ta
 
 // ---------------------------------------------------------------- objects
 
+/// Password Secret of every instance.
+const LOGIN_SECRET: &str = "bench-login";
+
 fn instance(i: usize, ns: &str, code: &str, args: &Args) -> EcsInstance {
-    let mut spec = json!({
-        "provider": code,
-        "region": REGION,
-        "userId": format!("user-{:03}", i % args.users),
-        "imageKey": "ubuntu-20.04",
+    let mut extra = json!({
         "instanceType": "ecs.g7.large",
         "systemDisk": {"sizeGiB": 40},
-        "passwordSecretRef": {"name": "bench-login", "key": "password"},
-        "chargeMode": "ON_DEMAND",
+        "passwordSecretRef": {"name": LOGIN_SECRET, "key": "password"},
         "tags": {"bench": "operator-scale"},
     });
     if args.public_ip {
-        spec["publicIp"] =
+        extra["publicIp"] =
             json!({"allocate": true, "bandwidthMbps": 10, "bandwidthMode": "TRAFFIC"});
     }
     if args.ports {
-        spec["openPorts"] = json!([22, 8888]);
+        extra["openPorts"] = json!([22, 8888]);
     }
-    serde_json::from_value(json!({
-        "apiVersion": "ecs.multicloud.io/v1alpha1",
-        "kind": "EcsInstance",
-        "metadata": {"name": format!("vm-{i:05}"), "namespace": ns},
-        "spec": spec,
-    }))
-    .expect("EcsInstance from JSON")
+    let user = format!("user-{:03}", i % args.users);
+    let mut manifest = instance_manifest(&format!("vm-{i:05}"), code, &user, extra);
+    manifest["metadata"]["namespace"] = json!(ns);
+    serde_json::from_value(manifest).expect("EcsInstance from JSON")
 }
 
-async fn install_crds(client: &Client) {
-    let api = Api::<CustomResourceDefinition>::all(client.clone());
-    let pp = PatchParams::apply(FIELD_MANAGER).force();
-    for crd in multicloud_ecs::api::crds() {
-        let name = crd.name_any();
-        api.patch(&name, &pp, &Patch::Apply(&crd))
-            .await
-            .unwrap_or_else(|e| panic!("apply CRD {name}: {e}"));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let established = api
-                .get(&name)
-                .await
-                .ok()
-                .and_then(|c| c.status)
-                .and_then(|s| s.conditions)
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True")
-                });
-            if established {
-                break;
-            }
-            assert!(Instant::now() < deadline, "CRD {name} not established");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-async fn setup_namespace(
-    client: &Client,
-    ns: &str,
-    tenant: &str,
-    code: &str,
-    endpoint: &str,
-    args: &Args,
-) {
-    let namespace: Namespace = serde_json::from_value(json!({
-        "metadata": {"name": ns, "labels": {"ecs.multicloud.io/tenant": tenant}}
-    }))
-    .expect("namespace");
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &namespace)
-        .await
-        .expect("create namespace");
-    let secrets = Api::<Secret>::namespaced(client.clone(), ns);
-    for (name, data) in [
-        (
-            "bench-credentials",
-            json!({"accessKeyId": multicloud_ecs::cloud::emulator::DEFAULT_ACCESS_KEY_ID,
-                   "accessKeySecret": multicloud_ecs::cloud::emulator::DEFAULT_ACCESS_KEY_SECRET}),
-        ),
-        ("bench-login", json!({"password": "Bench-Passw0rd-2024"})),
-    ] {
-        let secret: Secret = serde_json::from_value(json!({
-            "metadata": {"name": name, "namespace": ns}, "type": "Opaque", "stringData": data
-        }))
-        .expect("secret");
-        secrets
-            .create(&PostParams::default(), &secret)
-            .await
-            .expect("create secret");
-    }
-    let provider: CloudProvider = serde_json::from_value(json!({
-        "apiVersion": "ecs.multicloud.io/v1alpha1",
-        "kind": "CloudProvider",
-        "metadata": {"name": ns},
-        "spec": {
-            "type": "ALIYUN",
-            "code": code,
-            "credentialsSecretRef": {"name": "bench-credentials", "namespace": ns},
-            "endpoint": endpoint,
-            "rateLimit": {"requestsPerSecond": 5000, "burst": 5000},
-            "defaults": {
-                "region": REGION,
-                "zones": {REGION: "cn-hangzhou-i"},
-                "instanceType": "ecs.g7.large",
-                "systemDiskCategory": "cloud_essd",
-                "systemDiskSizeGiB": 40
-            },
-            "catalog": {
-                "images": {"ubuntu-20.04": "ubuntu_20_04_x64_20G_alibase_20220824.vhd"},
-                "gpuModels": {"A10": "ecs.gn7i-c8g1.2xlarge"}
-            }
-        }
-    }))
-    .expect("CloudProvider");
-    let _ = args;
-    Api::<CloudProvider>::all(client.clone())
-        .create(&PostParams::default(), &provider)
+/// The tenant namespace with the credentials and login Secrets, and the CloudProvider (named
+/// after the namespace) on the emulator.
+async fn setup_namespace(client: &Client, ns: &str, tenant: &str, code: &str, endpoint: &str) {
+    create_namespace(client, ns, &[(TENANT_LABEL, tenant)]).await;
+    create_secret(client, ns, CREDENTIALS_SECRET, &EMULATOR_CREDENTIALS).await;
+    create_secret(
+        client,
+        ns,
+        LOGIN_SECRET,
+        &[("password", "Bench-Passw0rd-2024")],
+    )
+    .await;
+    let mut provider = provider_manifest(ns, code, endpoint, ns, false);
+    // Bursts no larger than the rate: the figures of the report were measured so.
+    merge(
+        &mut provider,
+        json!({"spec": {"rateLimit": {"requestsPerSecond": 5000, "burst": 5000}}}),
+    );
+    Api::<DynamicObject>::all_with(client.clone(), &ar::<CloudProvider>())
+        .create(&PostParams::default(), &dynamic(provider))
         .await
         .expect("create CloudProvider");
 }
@@ -813,35 +592,10 @@ async fn setup_namespace(
 /// control plane, so the objects are removed one by one (finalizers stripped: the operator and
 /// the emulator are gone) before the namespace.
 async fn cleanup_namespace(client: &Client, ns: &str) {
-    let strip = Patch::Merge(json!({"metadata": {"finalizers": null}}));
-    let pp = PatchParams::default();
-    let instances = Api::<EcsInstance>::namespaced(client.clone(), ns);
-    let networks = Api::<UserNetwork>::namespaced(client.clone(), ns);
-    let lp = ListParams::default();
-    if let Ok(list) = instances.list_metadata(&lp).await {
-        futures::stream::iter(list.items)
-            .map(|o| {
-                let api = instances.clone();
-                let strip = strip.clone();
-                let pp = pp.clone();
-                async move {
-                    let _ = api.patch(&o.name_any(), &pp, &strip).await;
-                }
-            })
-            .buffer_unordered(32)
-            .collect::<Vec<_>>()
-            .await;
-    }
-    if let Ok(list) = networks.list_metadata(&lp).await {
-        for o in list.items {
-            let _ = networks.patch(&o.name_any(), &pp, &strip).await;
-        }
-    }
+    force_clear_namespace(client, ns).await;
     let dp = DeleteParams::background();
-    let _ = instances.delete_collection(&dp, &lp).await;
-    let _ = networks.delete_collection(&dp, &lp).await;
     let _ = Api::<Secret>::namespaced(client.clone(), ns)
-        .delete_collection(&dp, &lp)
+        .delete_collection(&dp, &ListParams::default())
         .await;
     let _ = Api::<CloudProvider>::all(client.clone())
         .delete(ns, &dp)
@@ -1030,41 +784,61 @@ fn print_window(what: &str, w: &Window, procs: &Procs, n: f64, note: Option<&str
     print_cpu(&format!("CPU {what}"), procs, &w.cpu0, &w.cpu1, w.wall);
 }
 
-// ---------------------------------------------------------------- the run
+// ---------------------------------------------------------------- the run, step by step
 
-async fn run(args: Args) {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_multicloud-ecs"));
-    let run_id = format!("{:08x}", rand::random::<u32>());
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("operator-scale-{run_id}"));
-    std::fs::create_dir_all(&dir).expect("log directory");
-    let n = args.instances;
-    let nf = n as f64;
+/// The release-built binaries the run starts.
+struct Binaries {
+    operator: PathBuf,
+    emulator: PathBuf,
+}
 
-    let cp = ControlPlane::up(&args).unwrap_or_else(|e| panic!("{e}"));
-    let kubeconfig = Kubeconfig::read_from(&cp.kubeconfig).expect("read kubeconfig");
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("kubeconfig");
-    let client = Client::try_from(config).expect("client");
+impl Binaries {
+    /// `cargo build --release` of both (a no-op when fresh), so no stale binary is measured.
+    fn build() -> Self {
+        eprintln!("building the operator and the emulator (release)...");
+        Self {
+            operator: operator_bin(Build::Always),
+            emulator: emulator_bin(Build::Always),
+        }
+    }
+}
+
+/// The control plane (dedicated unless `--shared-control-plane`) and an admin client, with the
+/// CRDs installed.
+async fn start_control_plane(args: &Args) -> (ControlPlane, Client) {
+    // Unique per run, so concurrent runs never share (or stop) each other's copy; a kept copy
+    // has a fixed name so the next run reuses it.
+    let dir_name = if args.keep_control_plane {
+        "multicloud-ecs-bench-cp".to_string()
+    } else {
+        format!("multicloud-ecs-bench-cp-{}", std::process::id())
+    };
+    let state_dir = (!args.shared_control_plane).then(|| std::env::temp_dir().join(dir_name));
+    let stop_on_drop = state_dir.is_some() && !args.keep_control_plane;
+    let started = Instant::now();
+    let mut cp = ControlPlane::up(state_dir).unwrap_or_else(|e| panic!("{e}"));
+    if stop_on_drop {
+        cp = cp.stop_on_drop();
+    }
+    eprintln!(
+        "control plane up in {:.1} s ({}), kubeconfig {}",
+        started.elapsed().as_secs_f64(),
+        if args.shared_control_plane {
+            "shared"
+        } else {
+            "dedicated"
+        },
+        cp.kubeconfig.display()
+    );
+    let client = cp.client().await;
     install_crds(&client).await;
+    (cp, client)
+}
 
-    let (emulator, endpoint, _emulator_log) = start_emulator(&bin, &args, &dir).await;
-    let http = reqwest::Client::new();
-    let ns = format!("bench-scale-{run_id}");
-    let tenant = format!("bench-{run_id}");
-    let code = format!("BENCH-{}", run_id.to_uppercase());
-    setup_namespace(&client, &ns, &tenant, &code, &endpoint, &args).await;
-
-    // Settle and baseline, before the operator runs: a freshly started API server spends a while
-    // at full CPU (start-up hooks, OpenAPI of the new CRDs); wait until it idles, then record
-    // what the control plane writes by itself.
-    let ticks = clock_ticks();
-    let cp_pids = cp.pids();
-    let apiserver_pid = cp_pids
-        .iter()
-        .find(|(name, _)| *name == "kube-apiserver")
-        .map(|(_, pid)| *pid)
-        .expect("kube-apiserver pid");
+/// Settle and baseline, before the operator runs: a freshly started API server spends a while at
+/// full CPU (start-up hooks, OpenAPI of the new CRDs); wait until it idles, then record what the
+/// control plane writes by itself (see [`is_apiserver_own`]).
+async fn settle_and_baseline(client: &Client, apiserver_pid: u32, ticks: f64) {
     let settle_start = Instant::now();
     loop {
         let c0 = cpu_seconds(apiserver_pid, ticks);
@@ -1080,9 +854,9 @@ async fn run(args: Args) {
         }
     }
     let baseline_seconds = 10.0;
-    let b0 = scrape_apiserver(&client).await;
+    let b0 = scrape_apiserver(client).await;
     tokio::time::sleep(Duration::from_secs_f64(baseline_seconds)).await;
-    let b1 = scrape_apiserver(&client).await;
+    let b1 = scrape_apiserver(client).await;
     let baseline = diff_writes(&b1.writes, &b0.writes);
     let mut background: BTreeSet<String> = baseline.keys().map(|(r, _, _)| r.clone()).collect();
     // Periodic every 10 s; a short baseline may miss one. The operator runs without leader
@@ -1093,42 +867,31 @@ async fn run(args: Args) {
         "baseline: control-plane writes with no operator in {baseline_seconds:.0} s: {:?}",
         baseline
     );
+}
 
-    // The operator.
-    let operator_log = dir.join("operator.log");
-    let operator_port = free_port();
-    let operator_metrics = format!("http://127.0.0.1:{operator_port}");
-    let mut cmd = Command::new(&bin);
-    cmd.arg("run")
-        .args(["--resync-seconds", &args.resync_seconds.to_string()])
+/// The operator process, JSON logs in `dir/operator.log`, `/metrics` on a free port (returned as
+/// its base URL).
+fn start_operator(bin: &Path, args: &Args, cp: &ControlPlane, dir: &Path) -> (Process, String) {
+    let port = free_port();
+    let mut cmd = operator::command(bin, &cp.kubeconfig);
+    cmd.args(["--resync-seconds", &args.resync_seconds.to_string()])
         .args(["--probe-seconds", &args.probe_seconds.to_string()])
         .arg("--log-json")
-        .args(["--http-addr", &format!("127.0.0.1:{operator_port}")])
-        .env("KUBECONFIG", &cp.kubeconfig)
-        .env_remove("MCE_FAILPOINT");
+        .args(["--http-addr", &format!("127.0.0.1:{port}")]);
     if let Some(c) = args.operator_concurrency {
         cmd.args(["--concurrency", &c.to_string()]);
     }
-    let mut operator = Proc::spawn("operator", cmd, &operator_log);
-    let operator_pid = operator.pid();
+    let process = Process::spawn("operator", cmd, dir.join("operator.log"));
+    (process, format!("http://127.0.0.1:{port}"))
+}
 
-    // Wait for the operator to report the CloudProvider Available: it is up and its caches sync.
-    let providers = Api::<CloudProvider>::all(client.clone());
+/// Waits for the operator to report the CloudProvider `name` (code `code`) Available: it is up
+/// and its caches sync.
+async fn wait_provider_available(operator: &mut Process, client: &Client, name: &str, code: &str) {
     let started = Instant::now();
     loop {
-        operator.assert_alive(&operator_log);
-        let available = providers
-            .get(&ns)
-            .await
-            .ok()
-            .and_then(|p| p.status)
-            .map(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Available" && c.status == "True")
-            })
-            .unwrap_or(false);
-        if available {
+        operator.assert_alive();
+        if provider_available(client, name).await {
             break;
         }
         assert!(
@@ -1138,48 +901,107 @@ async fn run(args: Args) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     eprintln!(
-        "operator up (pid {operator_pid}), CloudProvider {code} Available after {:.1} s; logs in {}",
+        "operator up (pid {}), CloudProvider {code} Available after {:.1} s; logs in {}",
+        operator.pid(),
         started.elapsed().as_secs_f64(),
-        dir.display()
+        operator.log.parent().unwrap_or(Path::new(".")).display()
     );
+}
 
-    let mut list = vec![("operator", operator_pid), ("emulator", emulator.pid())];
-    list.extend(cp_pids);
-    list.push(("bench (self)", std::process::id()));
-    let procs = Procs { list, ticks };
+/// Where the counters of a window are read.
+struct Probes<'a> {
+    client: &'a Client,
+    http: &'a reqwest::Client,
+    operator_metrics: &'a str,
+    emulator: &'a str,
+    procs: &'a Procs,
+}
 
-    let api = Api::<EcsInstance>::namespaced(client.clone(), &ns);
-    let readiness = Arc::new(Mutex::new(Readiness::default()));
-    let watch = spawn_watch(api.clone(), readiness.clone());
+/// Every counter a window is measured between.
+struct Snapshot {
+    api: ApiScrape,
+    reconciles: BTreeMap<String, f64>,
+    calls: BTreeMap<String, u64>,
+    cpu: Vec<f64>,
+}
 
-    // Settle: let the operator finish its start-up writes before the baseline.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let api_0 = scrape_apiserver(&client).await;
-    let op_0 = scrape_operator(&http, &operator_metrics).await;
-    let calls_0 = emulator_calls(&http, &endpoint).await;
-    let cpu_0 = procs.cpu();
-    let rss_start = status_mib(operator_pid, "VmRSS");
+impl Probes<'_> {
+    async fn scrapes(&self) -> (ApiScrape, BTreeMap<String, f64>, BTreeMap<String, u64>) {
+        (
+            scrape_apiserver(self.client).await,
+            scrape_operator(self.http, self.operator_metrics).await,
+            emulator_calls(self.http, self.emulator).await,
+        )
+    }
 
-    // Apply N, concurrently.
-    eprintln!(
-        "applying {n} EcsInstances ({} in flight)...",
-        args.apply_concurrency
-    );
-    let t0 = Instant::now();
-    let own_writes = Arc::new(Mutex::new(BTreeMap::<(String, String, String), f64>::new()));
-    let created_at = Arc::new(Mutex::new(HashMap::<String, Instant>::new()));
-    let apply = {
-        let api = api.clone();
-        let own = own_writes.clone();
-        let created_at = created_at.clone();
-        let objects: Vec<EcsInstance> = (0..n).map(|i| instance(i, &ns, &code, &args)).collect();
-        let concurrency = args.apply_concurrency;
-        tokio::spawn(async move {
+    /// At the start of a window: CPU read last, so the scrapes' own cost falls outside it.
+    async fn start(&self) -> Snapshot {
+        let (api, reconciles, calls) = self.scrapes().await;
+        let cpu = self.procs.cpu();
+        Snapshot {
+            api,
+            reconciles,
+            calls,
+            cpu,
+        }
+    }
+
+    /// At the end of a window: CPU read first, likewise.
+    async fn end(&self) -> Snapshot {
+        let cpu = self.procs.cpu();
+        let (api, reconciles, calls) = self.scrapes().await;
+        Snapshot {
+            api,
+            reconciles,
+            calls,
+            cpu,
+        }
+    }
+}
+
+impl Window {
+    fn between(before: &Snapshot, after: &Snapshot, wall: f64) -> Self {
+        Window {
+            writes: diff_writes(&after.api.writes, &before.api.writes),
+            latency: diff_latency(&after.api, &before.api),
+            calls: diff_calls(&after.calls, &before.calls),
+            reconciles: diff_map(&after.reconciles, &before.reconciles),
+            cpu0: before.cpu.clone(),
+            cpu1: after.cpu.clone(),
+            wall,
+        }
+    }
+}
+
+/// The benchmark's own creates of EcsInstances, by (resource, verb, code), to subtract.
+type OwnWrites = Arc<Mutex<BTreeMap<(String, String, String), f64>>>;
+/// When each EcsInstance was created.
+type CreatedAt = Arc<Mutex<HashMap<String, Instant>>>;
+
+/// The apply of the N EcsInstances, running in the background.
+struct Apply {
+    /// The create task, until [`converge`] has collected it.
+    task: Option<tokio::task::JoinHandle<Result<Vec<()>, String>>>,
+    /// When the first create was sent.
+    t0: Instant,
+    own_writes: OwnWrites,
+    created_at: CreatedAt,
+}
+
+impl Apply {
+    /// Creates the objects, `concurrency` at a time (each retried up to 5 times), counting its
+    /// own writes and when each was created.
+    fn spawn(api: &Api<EcsInstance>, objects: Vec<EcsInstance>, concurrency: usize) -> Self {
+        let own_writes = OwnWrites::default();
+        let created_at = CreatedAt::default();
+        let (api, own, created) = (api.clone(), own_writes.clone(), created_at.clone());
+        let t0 = Instant::now();
+        let task = tokio::spawn(async move {
             futures::stream::iter(objects)
                 .map(|obj| {
                     let api = api.clone();
                     let own = own.clone();
-                    let created_at = created_at.clone();
+                    let created_at = created.clone();
                     async move {
                         let name = obj.name_any();
                         for attempt in 0.. {
@@ -1212,25 +1034,51 @@ async fn run(args: Args) {
                 .buffer_unordered(concurrency)
                 .try_collect::<Vec<()>>()
                 .await
-        })
-    };
+        });
+        Self {
+            task: Some(task),
+            t0,
+            own_writes,
+            created_at,
+        }
+    }
+}
 
-    // Wait for all Ready, sampling once per second.
-    let timeout = Duration::from_secs(args.timeout_seconds);
+/// How the convergence went.
+struct Convergence {
+    converged: bool,
+    /// Seconds from the first apply until all were Ready (or the timeout).
+    wall: f64,
+    /// Seconds until the last create returned.
+    applied_in: Option<f64>,
+    /// (t, created, ready) every 5 s.
+    timeline: Vec<(f64, usize, usize)>,
+}
+
+/// Waits until all N are Ready (and all created) or `--timeout-seconds`, checking the operator
+/// is alive and printing progress (CPU shares, RSS, reasons of the not Ready) every 5 s.
+async fn converge(
+    n: usize,
+    timeout: Duration,
+    apply: &mut Apply,
+    operator: &mut Process,
+    readiness: &Mutex<Readiness>,
+    procs: &Procs,
+    cpu_0: &[f64],
+) -> Convergence {
+    let t0 = apply.t0;
     let mut applied_in: Option<f64> = None;
-    let mut apply = Some(apply);
     let mut last_print = Instant::now();
-    let mut prev_cpu = cpu_0.clone();
+    let mut prev_cpu = cpu_0.to_vec();
     let mut prev_t = Instant::now();
-    let mut peak_rss_sampled: f64 = 0.0;
     let mut timeline: Vec<(f64, usize, usize)> = Vec::new();
     let converged = loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        operator.assert_alive(&operator_log);
-        if let Some(handle) = &apply
+        operator.assert_alive();
+        if let Some(handle) = &apply.task
             && handle.is_finished()
         {
-            let handle = apply.take().expect("apply task");
+            let handle = apply.task.take().expect("apply task");
             handle
                 .await
                 .expect("apply task")
@@ -1238,9 +1086,8 @@ async fn run(args: Args) {
             applied_in = Some(t0.elapsed().as_secs_f64());
             eprintln!("  all {n} created in {:.1} s", t0.elapsed().as_secs_f64());
         }
-        let (ready, created) = (readiness.lock().ready, created_at.lock().len());
-        peak_rss_sampled = peak_rss_sampled.max(status_mib(operator_pid, "VmRSS"));
-        if ready >= n && apply.is_none() {
+        let (ready, created) = (readiness.lock().ready, apply.created_at.lock().len());
+        if ready >= n && apply.task.is_none() {
             break true;
         }
         if t0.elapsed() > timeout {
@@ -1265,7 +1112,7 @@ async fn run(args: Args) {
                 "  t={:>5.1}s created {created:>5} ready {ready:>5} | cpu: {} | rss {:.0} MiB | not ready: {reasons:?}",
                 t0.elapsed().as_secs_f64(),
                 shares.join(", "),
-                status_mib(operator_pid, "VmRSS"),
+                status_mib(operator.pid(), "VmRSS"),
             );
             timeline.push((t0.elapsed().as_secs_f64(), created, ready));
             prev_cpu = cpu;
@@ -1273,21 +1120,23 @@ async fn run(args: Args) {
             last_print = Instant::now();
         }
     };
-    let converge_wall = t0.elapsed().as_secs_f64();
-    let cpu_1 = procs.cpu();
-    let api_1 = scrape_apiserver(&client).await;
-    let op_1 = scrape_operator(&http, &operator_metrics).await;
-    let calls_1 = emulator_calls(&http, &endpoint).await;
-    let hwm_converged = status_mib(operator_pid, "VmHWM");
-    let rss_converged = status_mib(operator_pid, "VmRSS");
+    Convergence {
+        converged,
+        wall: t0.elapsed().as_secs_f64(),
+        applied_in,
+        timeline,
+    }
+}
 
-    // Per-object latency: created → first seen Ready.
-    let (mut latencies, mut ready_times): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+/// (times from the first apply at which each object was first seen Ready, per-object
+/// created → Ready latencies), both sorted.
+fn ready_latencies(readiness: &Mutex<Readiness>, apply: &Apply) -> (Vec<f64>, Vec<f64>) {
+    let (mut ready_times, mut latencies) = (Vec::new(), Vec::new());
     {
         let r = readiness.lock();
-        let c = created_at.lock();
+        let c = apply.created_at.lock();
         for (name, at) in &r.ready_at {
-            ready_times.push(at.duration_since(t0).as_secs_f64());
+            ready_times.push(at.duration_since(apply.t0).as_secs_f64());
             if let Some(created) = c.get(name) {
                 latencies.push(at.saturating_duration_since(*created).as_secs_f64());
             }
@@ -1295,77 +1144,57 @@ async fn run(args: Args) {
     }
     latencies.sort_by(f64::total_cmp);
     ready_times.sort_by(f64::total_cmp);
-    let not_ready = readiness.lock().not_ready_reasons();
+    (ready_times, latencies)
+}
 
-    let mut writes_conv = diff_writes(&api_1.writes, &api_0.writes);
-    subtract(&mut writes_conv, &own_writes.lock());
-    let conv = Window {
-        writes: writes_conv,
-        latency: diff_latency(&api_1, &api_0),
-        calls: diff_calls(&calls_1, &calls_0),
-        reconciles: diff_map(&op_1, &op_0),
-        cpu0: cpu_0.clone(),
-        cpu1: cpu_1.clone(),
-        wall: converge_wall,
-    };
-
-    // Steady state.
-    let mut steady = None;
-    if converged && args.steady_seconds > 0 {
-        eprintln!(
-            "converged in {converge_wall:.1} s; steady state for {} s...",
-            args.steady_seconds
-        );
-        let a0 = scrape_apiserver(&client).await;
-        let o0 = scrape_operator(&http, &operator_metrics).await;
-        let c0 = emulator_calls(&http, &endpoint).await;
-        let cpu0 = procs.cpu();
-        let s0 = Instant::now();
-        let end = s0 + Duration::from_secs(args.steady_seconds);
-        let mut min_ready = n;
-        while Instant::now() < end {
-            tokio::time::sleep(
-                Duration::from_millis(500).min(end.saturating_duration_since(Instant::now())),
-            )
-            .await;
-            operator.assert_alive(&operator_log);
-            min_ready = min_ready.min(readiness.lock().ready);
-        }
-        let wall = s0.elapsed().as_secs_f64();
-        let cpu1 = procs.cpu();
-        let a1 = scrape_apiserver(&client).await;
-        let o1 = scrape_operator(&http, &operator_metrics).await;
-        let c1 = emulator_calls(&http, &endpoint).await;
-        steady = Some((
-            Window {
-                writes: diff_writes(&a1.writes, &a0.writes),
-                latency: diff_latency(&a1, &a0),
-                calls: diff_calls(&c1, &c0),
-                reconciles: diff_map(&o1, &o0),
-                cpu0,
-                cpu1,
-                wall,
-            },
-            min_ready,
-        ));
+/// The steady-state window after convergence: what the operator does with nothing to do, and
+/// the lowest Ready count seen meanwhile.
+async fn steady_window(
+    n: usize,
+    seconds: u64,
+    probes: &Probes<'_>,
+    operator: &mut Process,
+    readiness: &Mutex<Readiness>,
+) -> (Window, usize) {
+    let before = probes.start().await;
+    let s0 = Instant::now();
+    let end = s0 + Duration::from_secs(seconds);
+    let mut min_ready = n;
+    while Instant::now() < end {
+        tokio::time::sleep(
+            Duration::from_millis(500).min(end.saturating_duration_since(Instant::now())),
+        )
+        .await;
+        operator.assert_alive();
+        min_ready = min_ready.min(readiness.lock().ready);
     }
-    let hwm = status_mib(operator_pid, "VmHWM");
-    let rss_end = status_mib(operator_pid, "VmRSS");
-    let apiserver_hwm = procs
-        .list
-        .iter()
-        .filter(|(name, _)| *name == "kube-apiserver" || *name == "etcd")
-        .map(|(name, pid)| format!("{name} {:.0} MiB", status_mib(*pid, "VmHWM")))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let wall = s0.elapsed().as_secs_f64();
+    let after = probes.end().await;
+    (Window::between(&before, &after, wall), min_ready)
+}
 
-    // Stop the operator and the emulator before cleaning up, so nothing reacts to it.
-    drop(operator);
-    drop(emulator);
-    watch.abort();
-    let log_summary = operator_log_summary(&operator_log);
+/// Everything the report prints.
+struct Results {
+    n: usize,
+    convergence: Convergence,
+    ready_times: Vec<f64>,
+    latencies: Vec<f64>,
+    not_ready: BTreeMap<String, usize>,
+    /// Operator VmHWM at the end, VmRSS before the apply, at convergence and at the end (MiB).
+    hwm: f64,
+    rss: (f64, f64, f64),
+    apiserver_hwm: String,
+    conv: Window,
+    steady: Option<(Window, usize)>,
+    operator_log: PathBuf,
+    log_summary: BTreeMap<String, u64>,
+}
 
-    // ------------------------------------------------------------ report
+fn report(args: &Args, r: &Results, procs: &Procs) {
+    let (n, nf) = (r.n, r.n as f64);
+    let (converged, converge_wall) = (r.convergence.converged, r.convergence.wall);
+    let (rss_start, rss_converged, rss_end) = r.rss;
+    let hwm = r.hwm;
     println!();
     println!(
         "operator_scale: N={n} EcsInstances over {} users (public IP: {}, ports: {}), emulator boot delay {} ms,",
@@ -1394,7 +1223,7 @@ async fn run(args: Args) {
     } else {
         format!(
             "NOT converged ({} of {n} in {converge_wall:.0} s)",
-            ready_times.len()
+            r.ready_times.len()
         )
     };
     println!(
@@ -1410,16 +1239,18 @@ async fn run(args: Args) {
     println!(
         "  {:<44} {:>16}",
         "  all created (client side) after",
-        applied_in.map_or("-".into(), |t| format!("{t:.1} s"))
+        r.convergence
+            .applied_in
+            .map_or("-".into(), |t| format!("{t:.1} s"))
     );
     println!(
         "  {:<44} {:>16}",
         "  Ready count reached 50% / 90% / 100% at",
         format!(
             "{:.1} / {:.1} / {:.1} s",
-            percentile(&ready_times, 0.5),
-            percentile(&ready_times, 0.9),
-            percentile(&ready_times, 1.0)
+            percentile(&r.ready_times, 0.5),
+            percentile(&r.ready_times, 0.9),
+            percentile(&r.ready_times, 1.0)
         )
     );
     println!(
@@ -1427,9 +1258,9 @@ async fn run(args: Args) {
         "  per object created→Ready p50 / p99 / max",
         format!(
             "{:.1} / {:.1} / {:.1} s",
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.99),
-            percentile(&latencies, 1.0)
+            percentile(&r.latencies, 0.5),
+            percentile(&r.latencies, 0.99),
+            percentile(&r.latencies, 1.0)
         )
     );
     println!(
@@ -1443,13 +1274,13 @@ async fn run(args: Args) {
         "  RSS before apply / converged / end",
         format!("{rss_start:.0} / {rss_converged:.0} / {rss_end:.0} MiB")
     );
-    let _ = (hwm_converged, peak_rss_sampled);
     println!(
         "  {:<44} {:>16}",
         "API-server writes per instance (converge)",
-        format!("{:.2}", operator_write_total(&conv.writes) / nf)
+        format!("{:.2}", operator_write_total(&r.conv.writes) / nf)
     );
-    let cloud_total: u64 = conv
+    let cloud_total: u64 = r
+        .conv
         .calls
         .iter()
         .filter(|(k, _)| !k.starts_with("error:"))
@@ -1460,7 +1291,7 @@ async fn run(args: Args) {
         "cloud calls per instance (converge)",
         format!("{:.2}", cloud_total as f64 / nf)
     );
-    if let Some((window, min_ready)) = &steady {
+    if let Some((window, min_ready)) = &r.steady {
         let wall = window.wall;
         let total = operator_write_total(&window.writes);
         let calls: u64 = window
@@ -1485,23 +1316,23 @@ async fn run(args: Args) {
             "  min Ready count during steady state", min_ready
         );
     }
-    println!("  control plane peak RSS: {apiserver_hwm}");
-    if !not_ready.is_empty() {
-        println!("  not Ready at the end, by reason: {not_ready:?}");
+    println!("  control plane peak RSS: {}", r.apiserver_hwm);
+    if !r.not_ready.is_empty() {
+        println!("  not Ready at the end, by reason: {:?}", r.not_ready);
     }
     println!();
     print_window(
         "during convergence",
-        &conv,
-        &procs,
+        &r.conv,
+        procs,
         nf,
         Some("the benchmark's own creates subtracted"),
     );
-    if let Some((window, _)) = &steady {
+    if let Some((window, _)) = &r.steady {
         print_window(
             &format!("during steady state ({:.0} s)", window.wall),
             window,
-            &procs,
+            procs,
             nf,
             None,
         );
@@ -1509,25 +1340,143 @@ async fn run(args: Args) {
     println!();
     println!(
         "Operator log lines (level, message [reason]): {}",
-        operator_log.display()
+        r.operator_log.display()
     );
-    for (k, v) in &log_summary {
+    for (k, v) in &r.log_summary {
         println!("    {v:>7}  {k}");
     }
-    if !timeline.is_empty() {
+    if !r.convergence.timeline.is_empty() {
         println!();
         println!(
             "Timeline (t, created, ready): {}",
-            timeline
+            r.convergence
+                .timeline
                 .iter()
                 .map(|(t, c, r)| format!("{t:.0}s {c}/{r}"))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
     }
+}
 
-    // ------------------------------------------------------------ cleanup
-    if !cp.stop_on_drop {
+async fn run(args: Args) {
+    let bins = Binaries::build();
+    let run_id = format!("{:08x}", rand::random::<u32>());
+    let dir = tmp_dir(&format!("operator-scale-{run_id}"));
+    let n = args.instances;
+
+    // The cluster, the cloud and the tenant.
+    let (cp, client) = start_control_plane(&args).await;
+    let emulator = start_emulator(&bins.emulator, &args, &dir).await;
+    let http = reqwest::Client::new();
+    let ns = format!("bench-scale-{run_id}");
+    let tenant = format!("bench-{run_id}");
+    let code = format!("BENCH-{}", run_id.to_uppercase());
+    setup_namespace(&client, &ns, &tenant, &code, &emulator.base_url).await;
+
+    let ticks = clock_ticks();
+    let cp_pids = cp.pids();
+    let apiserver_pid = cp_pids
+        .iter()
+        .find(|(name, _)| *name == "kube-apiserver")
+        .map(|(_, pid)| *pid)
+        .expect("kube-apiserver pid");
+    settle_and_baseline(&client, apiserver_pid, ticks).await;
+
+    // The operator.
+    let (mut operator, operator_metrics) = start_operator(&bins.operator, &args, &cp, &dir);
+    wait_provider_available(&mut operator, &client, &ns, &code).await;
+    let operator_pid = operator.pid();
+    let mut list = vec![
+        ("operator", operator_pid),
+        ("emulator", emulator.process.pid()),
+    ];
+    list.extend(cp_pids);
+    list.push(("bench (self)", std::process::id()));
+    let procs = Procs { list, ticks };
+    let probes = Probes {
+        client: &client,
+        http: &http,
+        operator_metrics: &operator_metrics,
+        emulator: &emulator.base_url,
+        procs: &procs,
+    };
+
+    let api = Api::<EcsInstance>::namespaced(client.clone(), &ns);
+    let readiness = Arc::new(Mutex::new(Readiness::default()));
+    let watch = spawn_watch(api.clone(), readiness.clone());
+
+    // Settle: let the operator finish its start-up writes before the baseline.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let start = probes.start().await;
+    let rss_start = status_mib(operator_pid, "VmRSS");
+
+    // Apply N, concurrently, and wait for all Ready.
+    eprintln!(
+        "applying {n} EcsInstances ({} in flight)...",
+        args.apply_concurrency
+    );
+    let objects: Vec<EcsInstance> = (0..n).map(|i| instance(i, &ns, &code, &args)).collect();
+    let mut apply = Apply::spawn(&api, objects, args.apply_concurrency);
+    let convergence = converge(
+        n,
+        Duration::from_secs(args.timeout_seconds),
+        &mut apply,
+        &mut operator,
+        &readiness,
+        &procs,
+        &start.cpu,
+    )
+    .await;
+    let converged_at = probes.end().await;
+    let rss_converged = status_mib(operator_pid, "VmRSS");
+    let (ready_times, latencies) = ready_latencies(&readiness, &apply);
+    let not_ready = readiness.lock().not_ready_reasons();
+    let mut conv = Window::between(&start, &converged_at, convergence.wall);
+    subtract(&mut conv.writes, &apply.own_writes.lock());
+
+    // Steady state.
+    let steady = if convergence.converged && args.steady_seconds > 0 {
+        eprintln!(
+            "converged in {:.1} s; steady state for {} s...",
+            convergence.wall, args.steady_seconds
+        );
+        Some(steady_window(n, args.steady_seconds, &probes, &mut operator, &readiness).await)
+    } else {
+        None
+    };
+    let hwm = status_mib(operator_pid, "VmHWM");
+    let rss_end = status_mib(operator_pid, "VmRSS");
+    let apiserver_hwm = procs
+        .list
+        .iter()
+        .filter(|(name, _)| *name == "kube-apiserver" || *name == "etcd")
+        .map(|(name, pid)| format!("{name} {:.0} MiB", status_mib(*pid, "VmHWM")))
+        .collect::<Vec<_>>()
+        .join(", ");
+
+    // Stop the operator and the emulator before cleaning up, so nothing reacts to it.
+    let operator_log = operator.log.clone();
+    drop(operator);
+    drop(emulator);
+    watch.abort();
+    let results = Results {
+        n,
+        convergence,
+        ready_times,
+        latencies,
+        not_ready,
+        hwm,
+        rss: (rss_start, rss_converged, rss_end),
+        apiserver_hwm,
+        conv,
+        steady,
+        log_summary: operator_log_summary(&operator_log),
+        operator_log,
+    };
+    report(&args, &results, &procs);
+
+    if !cp.stops_on_drop() {
         eprintln!("deleting namespace {ns} and its objects...");
         cleanup_namespace(&client, &ns).await;
     }

@@ -4,16 +4,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use multicloud_ecs::cloud::aliyun::{AliyunConfig, AliyunDriver, RateLimit, RetryPolicy};
-use multicloud_ecs::cloud::emulator::model::{Faults, Quotas, StockEntry};
-use multicloud_ecs::cloud::emulator::{
-    DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, EmulatorConfig, EmulatorHandle, start,
-};
-use multicloud_ecs::cloud::{
+use mce_cloud::{
     AllocateEip, BandwidthMode, ChargeMode, CloudDriver, CreateSecurityGroup, CreateSubnet,
     CreateVpc, Credentials, EipFilter, EipStatus, ErrorClass, InstanceStatus, Login, PortRule,
     PriceQuery, RunInstance, Secret, SystemDisk, Tags,
 };
+use mce_cloud_aliyun::{AliyunConfig, AliyunDriver, RateLimit, RetryPolicy};
+use mce_emulator::model::{Faults, Quotas, StockEntry};
+use mce_emulator::{DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, EmulatorHandle};
 
 const REGION: &str = "cn-hangzhou";
 const ZONE: &str = "cn-hangzhou-i";
@@ -21,12 +19,7 @@ const INSTANCE_TYPE: &str = "ecs.g7.large";
 const IMAGE: &str = "ubuntu_22_04_x64_20G_alibase_20240130.vhd";
 
 async fn emulator() -> EmulatorHandle {
-    start(EmulatorConfig {
-        boot_delay: Duration::from_millis(300),
-        ..EmulatorConfig::default()
-    })
-    .await
-    .expect("emulator starts")
+    mce_testkit::emulator::start_in_process(Duration::from_millis(300)).await
 }
 
 fn config(emu: &EmulatorHandle, secret: &str) -> AliyunConfig {
@@ -141,10 +134,10 @@ async fn until_not<T, F, Fut>(
     class: ErrorClass,
     within: Duration,
     mut f: F,
-) -> multicloud_ecs::cloud::CloudResult<T>
+) -> mce_cloud::CloudResult<T>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = multicloud_ecs::cloud::CloudResult<T>>,
+    Fut: std::future::Future<Output = mce_cloud::CloudResult<T>>,
 {
     let deadline = Instant::now() + within;
     loop {
@@ -494,11 +487,7 @@ async fn every_operation_round_trip() {
 }
 
 /// Describes one EIP until it reaches `status`.
-async fn until_in(
-    d: &AliyunDriver,
-    allocation_id: &str,
-    status: EipStatus,
-) -> multicloud_ecs::cloud::Eip {
+async fn until_in(d: &AliyunDriver, allocation_id: &str, status: EipStatus) -> mce_cloud::Eip {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let found = d

@@ -3,22 +3,17 @@
 
 use std::time::Duration;
 
-use multicloud_ecs::cloud::emulator::model::{Faults, StockEntry};
-use multicloud_ecs::cloud::emulator::testing::{SignOptions, SignedClient, send};
-use multicloud_ecs::cloud::emulator::{
-    DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, EmulatorConfig, EmulatorHandle, start,
-};
+use mce_emulator::model::{Faults, StockEntry};
+use mce_emulator::{DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, EmulatorHandle};
+use mce_testkit::aliyun_client::{SignOptions, SignedClient, send};
+use mce_testkit::emulator::start_in_process;
 use serde_json::Value;
 
 const REGION: &str = "cn-hangzhou";
 const ZONE: &str = "cn-hangzhou-i";
 
 async fn emulator() -> (EmulatorHandle, SignedClient) {
-    let config = EmulatorConfig {
-        boot_delay: Duration::from_millis(200),
-        ..EmulatorConfig::default()
-    };
-    let handle = start(config).await.expect("emulator starts");
+    let handle = start_in_process(Duration::from_millis(200)).await;
     let client = SignedClient::new(
         handle.endpoint(),
         DEFAULT_ACCESS_KEY_ID,
