@@ -199,18 +199,7 @@ mod tests {
 
     #[test]
     fn error_classes_keep_the_cloud_layer_strings() {
-        for class in [
-            ErrorClass::Throttled,
-            ErrorClass::QuotaExceeded,
-            ErrorClass::NotFound,
-            ErrorClass::DependencyViolation,
-            ErrorClass::OutOfStock,
-            ErrorClass::InvalidParameter,
-            ErrorClass::WrongState,
-            ErrorClass::Authentication,
-            ErrorClass::IdempotencyMismatch,
-            ErrorClass::Transient,
-        ] {
+        for class in ErrorClass::ALL {
             assert_eq!(Reason::from(class).as_str(), class.reason());
         }
     }

@@ -29,6 +29,20 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
+    /// Every class, for exhaustive tables and tests.
+    pub const ALL: [ErrorClass; 10] = [
+        Self::Throttled,
+        Self::QuotaExceeded,
+        Self::NotFound,
+        Self::DependencyViolation,
+        Self::OutOfStock,
+        Self::InvalidParameter,
+        Self::WrongState,
+        Self::Authentication,
+        Self::IdempotencyMismatch,
+        Self::Transient,
+    ];
+
     /// Stable, CamelCase reason for conditions, events and metrics.
     pub fn reason(self) -> &'static str {
         match self {

@@ -64,23 +64,10 @@ impl RetryPolicy {
 mod tests {
     use super::*;
 
-    const ALL: [ErrorClass; 10] = [
-        ErrorClass::Throttled,
-        ErrorClass::QuotaExceeded,
-        ErrorClass::NotFound,
-        ErrorClass::DependencyViolation,
-        ErrorClass::OutOfStock,
-        ErrorClass::InvalidParameter,
-        ErrorClass::WrongState,
-        ErrorClass::Authentication,
-        ErrorClass::IdempotencyMismatch,
-        ErrorClass::Transient,
-    ];
-
     #[test]
     fn only_throttled_and_transient_retry() {
         let p = RetryPolicy::default();
-        for class in ALL {
+        for class in ErrorClass::ALL {
             let expected = matches!(class, ErrorClass::Throttled | ErrorClass::Transient);
             assert_eq!(p.should_retry(class, 1), expected, "{class}");
         }
