@@ -7,8 +7,12 @@
 //!
 //! Inspection and administration endpoints live under `/_emulator/` (a path the clouds never
 //! use): `GET /_emulator/resources`, `GET|PUT /_emulator/faults`, `GET|PUT /_emulator/stock`,
-//! `GET|PUT /_emulator/quotas`, `GET /_emulator/calls`, `POST /_emulator/reset`. The same
-//! operations are available in Rust through [`EmulatorHandle::state`].
+//! `GET|PUT /_emulator/quotas`, `GET /_emulator/calls` (with `?log=1` the last calls' redacted
+//! parameters), `POST /_emulator/reset`, and out-of-band changes as another console user would
+//! make them: `POST /_emulator/oob/stop-instance?id=`, `/oob/start-instance?id=`,
+//! `/oob/delete?kind=instance|eip|security-group|subnet|vpc&id=`, `/oob/detach-eip?id=`,
+//! `/oob/revoke-rule?group=&port=`. The same operations are available in Rust through
+//! [`EmulatorHandle::state`]. Faults ([`model::Faults`]) include read lag and lost responses.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -30,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -73,6 +77,15 @@ pub struct EmulatorArgs {
     /// Latency added to every call, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
+    /// Time during which new resources and tags are invisible to reads, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub read_lag_ms: u64,
+    /// Fraction of successful calls carried out whose answer is lost (HTTP 504).
+    #[arg(long, default_value_t = 0.0)]
+    pub lost_response_rate: f64,
+    /// Actions whose answers may be lost, comma separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub lost_response_actions: Vec<String>,
 }
 
 /// Configuration of an in-process emulator.
@@ -187,6 +200,65 @@ pub struct CallStats {
     pub total: u64,
 }
 
+/// Most calls [`EmulatorState::call_log`] remembers (oldest forgotten first).
+pub const CALL_LOG_CAPACITY: usize = 10_000;
+
+/// One authenticated call as received, secrets redacted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallRecord {
+    /// Position among all calls since start (or reset), from 1.
+    pub seq: u64,
+    pub action: String,
+    pub params: BTreeMap<String, String>,
+    /// Error code answered, if any.
+    pub error: Option<String>,
+    /// Carried out, but answered as failed (see [`Faults::lost_response_rate`]).
+    pub lost: bool,
+}
+
+/// What a secret parameter's value is replaced with in the call log.
+pub const REDACTED: &str = "***";
+
+/// Whether a parameter holds a secret (passwords, secret keys, signatures, session tokens).
+fn is_secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "signature",
+        "securitytoken",
+        "privatekey",
+    ]
+    .iter()
+    .any(|s| name.contains(s))
+}
+
+/// An error of an administration operation.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("unknown resource kind {0:?} (instance, eip, security-group, subnet, vpc)")]
+    UnknownKind(String),
+    #[error("the parameter {0} is required")]
+    Missing(String),
+    #[error("invalid {0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Model(#[from] model::ModelError),
+}
+
+/// A resource kind by its administration name.
+pub fn parse_kind(name: &str) -> Result<model::Kind, AdminError> {
+    match name.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+        "instance" => Ok(model::Kind::Instance),
+        "eip" => Ok(model::Kind::Eip),
+        "securitygroup" => Ok(model::Kind::SecurityGroup),
+        "subnet" | "vswitch" => Ok(model::Kind::Subnet),
+        "vpc" => Ok(model::Kind::Vpc),
+        _ => Err(AdminError::UnknownKind(name.to_string())),
+    }
+}
+
 /// The emulator's shared state: the model, faults, credentials, nonces and call counts.
 pub struct EmulatorState {
     model: RwLock<Model>,
@@ -195,13 +267,16 @@ pub struct EmulatorState {
     credentials: HashMap<String, String>,
     nonces: Mutex<NonceCache>,
     calls: Mutex<CallStats>,
+    log: Mutex<VecDeque<CallRecord>>,
     max_clock_skew: Duration,
 }
 
 impl EmulatorState {
     pub fn new(config: &EmulatorConfig) -> Self {
+        let mut model = Model::new(config.model_settings());
+        model.read_lag = config.faults.read_lag();
         Self {
-            model: RwLock::new(Model::new(config.model_settings())),
+            model: RwLock::new(model),
             faults: RwLock::new(config.faults.clone()),
             initial_faults: config.faults.clone(),
             credentials: config.credentials.iter().cloned().collect(),
@@ -212,6 +287,7 @@ impl EmulatorState {
                 capacity: config.nonce_capacity.max(1),
             }),
             calls: Mutex::new(CallStats::default()),
+            log: Mutex::new(VecDeque::new()),
             max_clock_skew: config.max_clock_skew,
         }
     }
@@ -250,6 +326,100 @@ impl EmulatorState {
         }
     }
 
+    /// Appends a call to the log (public for in-process drivers, as [`Self::count_call`]).
+    /// Secret parameters are redacted here, so nothing secret is ever held.
+    pub fn log_call<'a>(
+        &self,
+        action: &str,
+        params: impl IntoIterator<Item = (&'a str, &'a str)>,
+        error: Option<&str>,
+        lost: bool,
+    ) {
+        let params = params
+            .into_iter()
+            .map(|(k, v)| {
+                let v = if is_secret(k) { REDACTED } else { v };
+                (k.to_string(), v.to_string())
+            })
+            .collect();
+        let mut log = self.log.lock();
+        let seq = log.back().map_or(1, |r| r.seq + 1);
+        if log.len() >= CALL_LOG_CAPACITY {
+            log.pop_front();
+        }
+        log.push_back(CallRecord {
+            seq,
+            action: action.to_string(),
+            params,
+            error: error.map(String::from),
+            lost,
+        });
+    }
+
+    /// The last [`CALL_LOG_CAPACITY`] calls, oldest first.
+    pub fn call_log(&self) -> Vec<CallRecord> {
+        self.log.lock().iter().cloned().collect()
+    }
+
+    // ---- Out-of-band changes, as another console user would make them ----
+
+    /// Stops a Running instance.
+    pub fn oob_stop_instance(&self, id: &str) -> Result<(), AdminError> {
+        let mut m = self.model.write();
+        let region = m.region_of(model::Kind::Instance, id)?;
+        Ok(m.stop_instance(&region, id, Instant::now())?)
+    }
+
+    /// Starts a Stopped instance.
+    pub fn oob_start_instance(&self, id: &str) -> Result<(), AdminError> {
+        let mut m = self.model.write();
+        let region = m.region_of(model::Kind::Instance, id)?;
+        Ok(m.start_instance(&region, id, Instant::now())?)
+    }
+
+    /// Deletes a resource under the cloud's dependency rules; an instance goes whatever its
+    /// state (a forced delete).
+    pub fn oob_delete(&self, kind: model::Kind, id: &str) -> Result<(), AdminError> {
+        let mut m = self.model.write();
+        let region = m.region_of(kind, id)?;
+        match kind {
+            model::Kind::Instance => {
+                m.delete_instances(&region, &[id.to_string()], true, Instant::now())?
+            }
+            model::Kind::Eip => m.release_eip(&region, id)?,
+            model::Kind::SecurityGroup => m.delete_security_group(&region, id)?,
+            model::Kind::Subnet => m.delete_subnet(&region, id)?,
+            model::Kind::Vpc => m.delete_vpc(&region, id)?,
+            model::Kind::SecurityGroupRule => {
+                return Err(AdminError::UnknownKind("SecurityGroupRule".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Detaches an EIP from its instance.
+    pub fn oob_detach_eip(&self, id: &str) -> Result<(), AdminError> {
+        let mut m = self.model.write();
+        let region = m.region_of(model::Kind::Eip, id)?;
+        Ok(m.unassociate_eip(&region, id, None)?)
+    }
+
+    /// Revokes every ingress rule of a security group that opens exactly `port`; returns how
+    /// many went.
+    pub fn oob_revoke_rule(&self, group: &str, port: u16) -> Result<usize, AdminError> {
+        let mut m = self.model.write();
+        let region = m.region_of(model::Kind::SecurityGroup, group)?;
+        let range = format!("{port}/{port}");
+        let rule_ids: Vec<String> = m
+            .get_security_group(group, &region)?
+            .rules
+            .iter()
+            .filter(|r| r.port_range == range)
+            .map(|r| r.id.clone())
+            .collect();
+        Ok(m.revoke(&region, group, &[], &rule_ids)?)
+    }
+
     /// Reads the model.
     pub fn with_model<T>(&self, f: impl FnOnce(&Model) -> T) -> T {
         f(&self.model.read())
@@ -265,6 +435,7 @@ impl EmulatorState {
     }
 
     pub fn set_faults(&self, faults: Faults) {
+        self.model.write().read_lag = faults.read_lag();
         *self.faults.write() = faults;
     }
 
@@ -304,8 +475,9 @@ impl EmulatorState {
     /// Drops every resource, token and count; restores quotas, stock and faults of the config.
     pub fn reset(&self) {
         self.model.write().reset();
-        *self.faults.write() = self.initial_faults.clone();
+        self.set_faults(self.initial_faults.clone());
         *self.calls.lock() = CallStats::default();
+        self.log.lock().clear();
     }
 }
 
@@ -363,6 +535,11 @@ pub fn router(state: Arc<EmulatorState>) -> Router {
         .route("/_emulator/quotas", get(admin_quotas).put(admin_set_quotas))
         .route("/_emulator/stock", get(admin_stock).put(admin_set_stock))
         .route("/_emulator/calls", get(admin_calls))
+        .route("/_emulator/oob/stop-instance", post(oob_stop_instance))
+        .route("/_emulator/oob/start-instance", post(oob_start_instance))
+        .route("/_emulator/oob/delete", post(oob_delete))
+        .route("/_emulator/oob/detach-eip", post(oob_detach_eip))
+        .route("/_emulator/oob/revoke-rule", post(oob_revoke_rule))
         .route("/_emulator/reset", post(admin_reset))
         .fallback(aliyun::handle)
         .with_state(state)
@@ -419,6 +596,9 @@ pub async fn run(args: EmulatorArgs) -> Result<(), Box<dyn std::error::Error + S
             error_rate: args.error_rate,
             latency_ms: args.latency_ms,
             actions: Vec::new(),
+            read_lag_ms: args.read_lag_ms,
+            lost_response_rate: args.lost_response_rate,
+            lost_response_actions: args.lost_response_actions.clone(),
         },
         ..EmulatorConfig::default()
     };
@@ -511,8 +691,85 @@ async fn admin_set_stock(State(s): Shared, Json(entries): Json<Vec<StockEntry>>)
     Json(s.stock()).into_response()
 }
 
-async fn admin_calls(State(s): Shared) -> Response {
-    Json(s.calls()).into_response()
+/// The counts; with `?log=1` also `log`, the last calls with their parameters.
+async fn admin_calls(State(s): Shared, Query(q): Query<HashMap<String, String>>) -> Response {
+    let mut body = serde_json::to_value(s.calls()).unwrap_or_default();
+    let with_log = q.get("log").is_some_and(|v| v != "0" && v != "false");
+    if let (true, Some(obj)) = (with_log, body.as_object_mut()) {
+        obj.insert(
+            "log".into(),
+            serde_json::to_value(s.call_log()).unwrap_or_default(),
+        );
+    }
+    Json(body).into_response()
+}
+
+type Q = Query<HashMap<String, String>>;
+
+fn param<'a>(q: &'a HashMap<String, String>, name: &str) -> Result<&'a str, AdminError> {
+    q.get(name)
+        .map(String::as_str)
+        .ok_or_else(|| AdminError::Missing(name.to_string()))
+}
+
+/// `{"done": true, ...}`, or the error with 404 (no such resource) or 400.
+fn oob_answer(result: Result<serde_json::Value, AdminError>) -> Response {
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(AdminError::Model(e @ model::ModelError::NotFound { .. })) => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+        Err(e) => bad_request(e.to_string()),
+    }
+}
+
+fn done() -> serde_json::Value {
+    serde_json::json!({ "done": true })
+}
+
+async fn oob_stop_instance(State(s): Shared, Query(q): Q) -> Response {
+    oob_answer(
+        param(&q, "id")
+            .and_then(|id| s.oob_stop_instance(id))
+            .map(|()| done()),
+    )
+}
+
+async fn oob_start_instance(State(s): Shared, Query(q): Q) -> Response {
+    oob_answer(
+        param(&q, "id")
+            .and_then(|id| s.oob_start_instance(id))
+            .map(|()| done()),
+    )
+}
+
+async fn oob_delete(State(s): Shared, Query(q): Q) -> Response {
+    oob_answer((|| {
+        let kind = parse_kind(param(&q, "kind")?)?;
+        s.oob_delete(kind, param(&q, "id")?)?;
+        Ok(done())
+    })())
+}
+
+async fn oob_detach_eip(State(s): Shared, Query(q): Q) -> Response {
+    oob_answer(
+        param(&q, "id")
+            .and_then(|id| s.oob_detach_eip(id))
+            .map(|()| done()),
+    )
+}
+
+async fn oob_revoke_rule(State(s): Shared, Query(q): Q) -> Response {
+    oob_answer((|| {
+        let port = param(&q, "port")?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| AdminError::Invalid(format!("port {port:?}")))?;
+        let revoked = s.oob_revoke_rule(param(&q, "group")?, port)?;
+        Ok(serde_json::json!({ "done": true, "revoked": revoked }))
+    })())
 }
 
 async fn admin_reset(State(s): Shared) -> Response {
@@ -549,6 +806,40 @@ mod tests {
         assert_eq!(e.available, Some(3));
         assert_eq!(e.zone, "cn-hangzhou-i");
         assert!(parse_stock_arg("ecs.g7.large=3").is_err());
+    }
+
+    #[test]
+    fn fault_flags_parse() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: EmulatorArgs,
+        }
+        let cli = Cli::parse_from([
+            "emulator",
+            "--read-lag-ms",
+            "1500",
+            "--lost-response-rate",
+            "0.2",
+            "--lost-response-actions",
+            "RunInstances,AllocateEipAddress",
+        ]);
+        assert_eq!(cli.args.read_lag_ms, 1500);
+        assert_eq!(cli.args.lost_response_rate, 0.2);
+        assert_eq!(
+            cli.args.lost_response_actions,
+            ["RunInstances", "AllocateEipAddress"]
+        );
+    }
+
+    #[test]
+    fn secrets_are_recognised() {
+        for name in ["Password", "AccessKeySecret", "Signature", "SecurityToken"] {
+            assert!(is_secret(name), "{name}");
+        }
+        assert!(!is_secret("ClientToken"));
+        assert!(!is_secret("InstanceName"));
     }
 
     #[test]

@@ -230,15 +230,27 @@ impl ModelDriver {
         self.error(action, error_class(&e), &error_code(&e), &e.to_string())
     }
 
-    /// Runs `f` on the model; a model error becomes a classified cloud error.
+    /// Runs `f` on the model; a model error becomes a classified cloud error. Every change goes
+    /// through here, so this is where a lost response ([`model::Faults::lose_response`]) turns
+    /// a change carried out into a transient failure, as a dropped connection would.
     fn model<T>(
         &self,
         action: &str,
         f: impl FnOnce(&mut Model) -> model::ModelResult<T>,
     ) -> CloudResult<T> {
-        self.state
+        let value = self
+            .state
             .with_model_mut(f)
-            .map_err(|e| self.model_error(action, e))
+            .map_err(|e| self.model_error(action, e))?;
+        if self.state.faults().lose_response(action) {
+            return Err(self.error(
+                action,
+                ErrorClass::Transient,
+                "LostResponse",
+                "the request was carried out but its response was lost",
+            ));
+        }
+        Ok(value)
     }
 
     /// Reads the model; a model error becomes a classified cloud error.
@@ -415,9 +427,10 @@ impl CloudDriver for ModelDriver {
         self.call(A).await?;
         self.require(A, "region", region)?;
         let filters = tag_filters(tags);
+        let now = Instant::now();
         Ok(self.state.with_model(|m| {
             m.list_vpcs(region)
-                .filter(|v| model::tags_match(&v.tags, &filters))
+                .filter(|v| m.visible_match(&v.id, &v.tags, &filters, now))
                 .map(|v| Vpc {
                     id: v.id.clone(),
                     cidr_block: v.cidr_block.clone(),
@@ -476,12 +489,13 @@ impl CloudDriver for ModelDriver {
         self.call(A).await?;
         self.require(A, "region", region)?;
         let filters = tag_filters(tags);
+        let now = Instant::now();
         Ok(self.state.with_model(|m| {
             m.subnets
                 .values()
                 .filter(|s| s.region == region)
                 .filter(|s| vpc_id.is_empty() || s.vpc_id == vpc_id)
-                .filter(|s| model::tags_match(&s.tags, &filters))
+                .filter(|s| m.visible_match(&s.id, &s.tags, &filters, now))
                 .map(|s| Subnet {
                     id: s.id.clone(),
                     vpc_id: s.vpc_id.clone(),
@@ -543,12 +557,13 @@ impl CloudDriver for ModelDriver {
         self.call(A).await?;
         self.require(A, "region", region)?;
         let filters = tag_filters(tags);
+        let now = Instant::now();
         Ok(self.state.with_model(|m| {
             m.security_groups
                 .values()
                 .filter(|g| g.region == region)
                 .filter(|g| vpc_id.is_empty() || g.vpc_id == vpc_id)
-                .filter(|g| model::tags_match(&g.tags, &filters))
+                .filter(|g| m.visible_match(&g.id, &g.tags, &filters, now))
                 .map(|g| SecurityGroup {
                     id: g.id.clone(),
                     vpc_id: g.vpc_id.clone(),
@@ -597,8 +612,9 @@ impl CloudDriver for ModelDriver {
         self.call(A).await?;
         self.require(A, "region", region)?;
         self.require(A, "security group id", group_id)?;
+        let now = Instant::now();
         self.read(A, |m| {
-            m.get_security_group(group_id, region).map(|g| {
+            m.read_security_group(group_id, region, now).map(|g| {
                 g.rules
                     .iter()
                     .filter(|r| r.protocol == "tcp" && r.policy == "accept")
@@ -765,6 +781,7 @@ impl CloudDriver for ModelDriver {
                 m.instances
                     .values()
                     .filter(|i| i.region == region && batch.contains(&i.id))
+                    .filter(|i| m.visible(&i.id, now))
                     .map(|i| to_instance(m, i, now))
                     .collect::<Vec<_>>()
             }));
@@ -781,7 +798,7 @@ impl CloudDriver for ModelDriver {
         Ok(self.state.with_model(|m| {
             m.instances
                 .values()
-                .filter(|i| i.region == region && model::tags_match(&i.tags, &filters))
+                .filter(|i| i.region == region && m.visible_match(&i.id, &i.tags, &filters, now))
                 .map(|i| to_instance(m, i, now))
                 .collect()
         }))
@@ -801,6 +818,14 @@ impl CloudDriver for ModelDriver {
                 .unwrap_or_default();
             m.delete_instances(&region, &[instance_id.to_string()], true, now)
         })
+    }
+
+    async fn start_instance(&self, region: &str, instance_id: &str) -> CloudResult<()> {
+        const A: &str = "start_instance";
+        self.call(A).await?;
+        self.require(A, "instance id", instance_id)?;
+        let now = Instant::now();
+        self.model(A, |m| m.start_instance(region, instance_id, now))
     }
 
     async fn tag_instance(&self, region: &str, instance_id: &str, tags: &Tags) -> CloudResult<()> {
@@ -933,6 +958,7 @@ impl CloudDriver for ModelDriver {
         };
         let instance = filter.instance_id.as_deref().filter(|i| !i.is_empty());
         let filters = tag_filters(&filter.tags);
+        let now = Instant::now();
         let mut out = Vec::new();
         for ids in batches {
             self.call(A).await?;
@@ -943,7 +969,7 @@ impl CloudDriver for ModelDriver {
                     .filter(|e| e.region == region)
                     .filter(|e| ids.is_empty() || ids.contains(&e.id))
                     .filter(|e| instance.is_none_or(|i| e.instance_id.as_deref() == Some(i)))
-                    .filter(|e| model::tags_match(&e.tags, &filters))
+                    .filter(|e| m.visible_match(&e.id, &e.tags, &filters, now))
                     .map(to_eip)
                     .collect::<Vec<_>>()
             }));

@@ -744,3 +744,70 @@ async fn a_shared_state_is_the_tests_view_of_the_cloud() {
     state.with_model_mut(|m| m.vpcs.remove(&vpc));
     assert!(d.find_vpcs(REGION, &Tags::new()).await.unwrap().is_empty());
 }
+
+fn vpc_request(token: &str) -> CreateVpc {
+    CreateVpc {
+        region: REGION.into(),
+        cidr_block: "172.16.0.0/16".into(),
+        name: "net".into(),
+        description: String::new(),
+        tags: tags(&[("owner", "alice")]),
+        client_token: token.into(),
+    }
+}
+
+#[tokio::test]
+async fn read_lag_hides_new_resources_and_tags_from_reads() {
+    let state = emulator_state(Duration::ZERO);
+    let d = ModelDriver::new(state.clone());
+    state.set_faults(Faults {
+        read_lag_ms: 300,
+        ..Faults::default()
+    });
+    let vpc = d.create_vpc(&vpc_request("")).await.unwrap();
+    let owner = tags(&[("owner", "alice")]);
+    assert!(d.find_vpcs(REGION, &owner).await.unwrap().is_empty());
+    let sg = d
+        .create_security_group(&CreateSecurityGroup {
+            region: REGION.into(),
+            vpc_id: vpc.clone(),
+            name: "sg".into(),
+            description: String::new(),
+            tags: owner.clone(),
+            client_token: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        d.describe_ingress(REGION, &sg).await.unwrap_err().class,
+        ErrorClass::NotFound
+    );
+    // Changes by id find the resource at once.
+    d.authorize_ingress(REGION, &sg, &[rule(22, "")])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(d.find_vpcs(REGION, &owner).await.unwrap().len(), 1);
+    assert_eq!(d.describe_ingress(REGION, &sg).await.unwrap().len(), 1);
+    state.set_faults(Faults::default());
+}
+
+#[tokio::test]
+async fn lost_responses_are_transient_after_the_change() {
+    let state = emulator_state(Duration::ZERO);
+    let d = ModelDriver::new(state.clone());
+    state.set_faults(Faults {
+        lost_response_rate: 1.0,
+        lost_response_actions: vec!["create_vpc".into()],
+        ..Faults::default()
+    });
+    let e = d.create_vpc(&vpc_request("tok-1")).await.unwrap_err();
+    assert_eq!(e.class, ErrorClass::Transient);
+    assert_eq!(state.resource_count(), 1, "carried out");
+    let created = state.with_model(|m| m.vpcs.keys().next().cloned()).unwrap();
+    // Reads are not lost.
+    assert_eq!(d.find_vpcs(REGION, &Tags::new()).await.unwrap().len(), 1);
+    state.set_faults(Faults::default());
+    assert_eq!(d.create_vpc(&vpc_request("tok-1")).await.unwrap(), created);
+    assert_eq!(state.resource_count(), 1);
+}

@@ -172,7 +172,7 @@ pub(super) fn describe_instances(m: &Model, p: &Params, now: Instant) -> ApiResu
             })
             && sg.is_none_or(|s| i.security_group_ids.iter().any(|x| x == s))
             && status.is_none_or(|s| m.instance_status(i, now).as_str() == s)
-            && tags_match(&i.tags, &tags)
+            && m.visible_match(&i.id, &i.tags, &tags, now)
     };
     if token_mode {
         let max = p.u32_or("MaxResults", 10)?;
@@ -246,6 +246,7 @@ pub(super) fn describe_eips(m: &Model, p: &Params) -> ApiResult<Value> {
     let (ip, status) = (p.get("EipAddress"), p.get("Status"));
     let instance = p.get("AssociatedInstanceId");
     let tags = p.tag_filters();
+    let now = Instant::now();
     let list: Vec<_> = m
         .eips
         .values()
@@ -254,7 +255,7 @@ pub(super) fn describe_eips(m: &Model, p: &Params) -> ApiResult<Value> {
         .filter(|e| ip.is_none_or(|a| e.ip.to_string() == a))
         .filter(|e| status.is_none_or(|s| e.status().as_str() == s))
         .filter(|e| instance.is_none_or(|i| e.instance_id.as_deref() == Some(i)))
-        .filter(|e| tags_match(&e.tags, &tags))
+        .filter(|e| m.visible_match(&e.id, &e.tags, &tags, now))
         .collect();
     let (page, total, number, size) = paginate(list, p, 100)?;
     let list: Vec<Value> = page

@@ -24,7 +24,7 @@ use crate::EmulatorState;
 use crate::model::Tags;
 use crate::model::{
     AllocateEip, CreateSecurityGroup, CreateSubnet, CreateVpc, Idem, Instance, Kind, Model,
-    ModelError, RuleSpec, RunInstances, round_cents, tags_match,
+    ModelError, RuleSpec, RunInstances, round_cents,
 };
 use crate::verify::{self, Acs3Header, ReceivedRequest, sha256_hex};
 
@@ -225,29 +225,56 @@ async fn serve(
     authenticate(state, method, uri, headers, &query, &params, body)?;
     state.count_call(&action);
     let faults = state.faults();
-    if faults.applies_to(&action) {
-        if faults.latency_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
-        }
-        if faults.throttle_rate > 0.0 || faults.error_rate > 0.0 {
-            let roll: f64 = rand::rng().random();
-            if roll < faults.throttle_rate {
-                return Err(ApiError::new(
-                    400,
-                    "Throttling.User",
-                    "Request was denied due to user flow control.",
-                ));
-            }
-            if roll < faults.throttle_rate + faults.error_rate {
-                return Err(ApiError::new(
-                    500,
-                    "InternalError",
-                    "The request processing has failed due to some unknown error, exception or failure.",
-                ));
-            }
-        }
+    let result = match injected_error(&faults, &action).await {
+        Some(e) => Err(e),
+        None => dispatch(state, &version, &action, &params),
+    };
+    let lost = result.is_ok() && faults.lose_response(&action);
+    state.log_call(
+        &action,
+        params.0.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        result.as_ref().err().map(|e| e.code.as_str()),
+        lost,
+    );
+    if lost {
+        // What a client sees when the connection drops after the cloud acted: a gateway
+        // error, classified as transient, so it retries (with the same ClientToken).
+        return Err(ApiError::new(
+            504,
+            "LostResponse",
+            "The request was carried out but its response was lost.",
+        ));
     }
-    dispatch(state, &version, &action, &params)
+    result
+}
+
+/// Latency, then the throttling or server error the faults call for, if any.
+async fn injected_error(faults: &crate::model::Faults, action: &str) -> Option<ApiError> {
+    if !faults.applies_to(action) {
+        return None;
+    }
+    if faults.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+    }
+    if faults.throttle_rate <= 0.0 && faults.error_rate <= 0.0 {
+        return None;
+    }
+    let roll: f64 = rand::rng().random();
+    if roll < faults.throttle_rate {
+        return Some(ApiError::new(
+            400,
+            "Throttling.User",
+            "Request was denied due to user flow control.",
+        ));
+    }
+    if roll < faults.throttle_rate + faults.error_rate {
+        return Some(ApiError::new(
+            500,
+            "InternalError",
+            "The request processing has failed due to some unknown error, exception or failure.",
+        ));
+    }
+    None
 }
 
 fn dispatch(state: &EmulatorState, version: &str, action: &str, p: &Params) -> ApiResult<Value> {

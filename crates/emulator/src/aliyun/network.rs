@@ -39,11 +39,12 @@ pub(super) fn describe_vpcs(m: &Model, p: &Params) -> ApiResult<Value> {
     }
     let name = p.get("VpcName");
     let tags = p.tag_filters();
+    let now = Instant::now();
     let vpcs: Vec<_> = m
         .list_vpcs(&region)
         .filter(|v| ids.is_empty() || ids.contains(&v.id))
         .filter(|v| name.is_none_or(|n| v.name == n))
-        .filter(|v| tags_match(&v.tags, &tags))
+        .filter(|v| m.visible_match(&v.id, &v.tags, &tags, now))
         .collect();
     let (page, total, number, size) = paginate(vpcs, p, 50)?;
     let list: Vec<Value> = page
@@ -82,6 +83,7 @@ pub(super) fn describe_vswitches(m: &Model, p: &Params) -> ApiResult<Value> {
     let ids = p.comma_list("VSwitchId");
     let (vpc, zone, name) = (p.get("VpcId"), p.get("ZoneId"), p.get("VSwitchName"));
     let tags = p.tag_filters();
+    let now = Instant::now();
     let list: Vec<_> = m
         .subnets
         .values()
@@ -89,7 +91,7 @@ pub(super) fn describe_vswitches(m: &Model, p: &Params) -> ApiResult<Value> {
         .filter(|s| ids.is_empty() || ids.contains(&s.id))
         .filter(|s| vpc.is_none_or(|v| s.vpc_id == v) && zone.is_none_or(|z| s.zone == z))
         .filter(|s| name.is_none_or(|n| s.name == n))
-        .filter(|s| tags_match(&s.tags, &tags))
+        .filter(|s| m.visible_match(&s.id, &s.tags, &tags, now))
         .collect();
     let (page, total, number, size) = paginate(list, p, 50)?;
     let list: Vec<Value> = page
@@ -136,13 +138,14 @@ pub(super) fn describe_security_groups(m: &Model, p: &Params) -> ApiResult<Value
     }
     let (vpc, name) = (p.get("VpcId"), p.get("SecurityGroupName"));
     let tags = p.tag_filters();
+    let now = Instant::now();
     let list: Vec<_> = m
         .security_groups
         .values()
         .filter(|g| g.region == region)
         .filter(|g| ids.is_empty() || ids.contains(&g.id))
         .filter(|g| vpc.is_none_or(|v| g.vpc_id == v) && name.is_none_or(|n| g.name == n))
-        .filter(|g| tags_match(&g.tags, &tags))
+        .filter(|g| m.visible_match(&g.id, &g.tags, &tags, now))
         .collect();
     let (page, total, number, size) = paginate(list, p, 100)?;
     let list: Vec<Value> = page
@@ -226,7 +229,7 @@ pub(super) fn rule_specs(p: &Params) -> ApiResult<Vec<RuleSpec>> {
 
 pub(super) fn describe_sg_attribute(m: &Model, p: &Params) -> ApiResult<Value> {
     let region = p.region()?;
-    let g = m.get_security_group(p.req("SecurityGroupId")?, &region)?;
+    let g = m.read_security_group(p.req("SecurityGroupId")?, &region, Instant::now())?;
     let direction = p.get("Direction").unwrap_or("all");
     let rules: Vec<Value> = if direction == "egress" {
         Vec::new()

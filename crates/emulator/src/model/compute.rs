@@ -399,9 +399,15 @@ impl Model {
             }
         }
         for id in ids {
+            let mut changed = Vec::new();
             if let Some(current) = self.tags_mut(kind, region, id) {
-                current.extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+                for (k, v) in tags {
+                    if current.insert(k.clone(), v.clone()).as_ref() != Some(v) {
+                        changed.push(k.clone());
+                    }
+                }
             }
+            self.tags_set(id, changed.into_iter());
         }
         Ok(())
     }

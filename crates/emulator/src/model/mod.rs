@@ -117,13 +117,33 @@ pub struct Faults {
     pub error_rate: f64,
     /// Latency added to every call.
     pub latency_ms: u64,
-    /// Actions the faults apply to; empty means all.
+    /// Actions the faults above apply to; empty means all.
     pub actions: Vec<String>,
+    /// Time during which a new resource (or a newly set tag) is invisible to reads: listings,
+    /// tag filters and describes by id. Calls that change a resource by id still find it.
+    pub read_lag_ms: u64,
+    /// Fraction (0..=1) of successful calls whose answer is lost after the cloud has acted.
+    pub lost_response_rate: f64,
+    /// Actions whose answers may be lost; empty means all.
+    pub lost_response_actions: Vec<String>,
 }
 
 impl Faults {
     pub fn applies_to(&self, action: &str) -> bool {
         self.actions.is_empty() || self.actions.iter().any(|a| a == action)
+    }
+
+    pub fn read_lag(&self) -> Duration {
+        Duration::from_millis(self.read_lag_ms)
+    }
+
+    /// Rolls whether the answer of a successful `action` is lost.
+    pub fn lose_response(&self, action: &str) -> bool {
+        use rand::Rng;
+        self.lost_response_rate > 0.0
+            && (self.lost_response_actions.is_empty()
+                || self.lost_response_actions.iter().any(|a| a == action))
+            && rand::rng().random::<f64>() < self.lost_response_rate
     }
 }
 
@@ -256,7 +276,13 @@ pub struct Model {
     pub security_groups: BTreeMap<String, SecurityGroup>,
     pub instances: BTreeMap<String, Instance>,
     pub eips: BTreeMap<String, Eip>,
+    /// Reads do not see what is younger than this (see [`Faults::read_lag_ms`]).
+    pub read_lag: Duration,
     tokens: HashMap<(String, String), (String, Vec<String>)>,
+    /// When each id was issued, and when each tag key of a resource was last set: the read lag
+    /// runs from there.
+    born: HashMap<String, Instant>,
+    tag_born: HashMap<String, HashMap<String, Instant>>,
     seq: u64,
     ip_seq: u32,
 }
@@ -274,7 +300,10 @@ impl Model {
             security_groups: BTreeMap::new(),
             instances: BTreeMap::new(),
             eips: BTreeMap::new(),
+            read_lag: Duration::ZERO,
             tokens: HashMap::new(),
+            born: HashMap::new(),
+            tag_born: HashMap::new(),
             seq: 0,
             ip_seq: 0,
         }
@@ -282,7 +311,79 @@ impl Model {
 
     /// Drops every resource and token, restoring quotas and stock from the settings.
     pub fn reset(&mut self) {
+        let read_lag = self.read_lag;
         *self = Self::new(self.settings.clone());
+        self.read_lag = read_lag;
+    }
+
+    /// Whether reads see the resource at `now` (it was created at least the read lag ago).
+    pub fn visible(&self, id: &str, now: Instant) -> bool {
+        self.read_lag.is_zero() || self.born.get(id).is_none_or(|t| self.aged(*t, now))
+    }
+
+    /// Whether reads see the resource and its tags match `filters`, a tag set less than the read
+    /// lag ago not counting yet.
+    pub fn visible_match(
+        &self,
+        id: &str,
+        tags: &Tags,
+        filters: &[(String, Option<String>)],
+        now: Instant,
+    ) -> bool {
+        if !self.visible(id, now) || !tags_match(tags, filters) {
+            return false;
+        }
+        let Some(born) = self.tag_born.get(id) else {
+            return true;
+        };
+        filters
+            .iter()
+            .all(|(k, _)| born.get(k).is_none_or(|t| self.aged(*t, now)))
+    }
+
+    fn aged(&self, born: Instant, now: Instant) -> bool {
+        now.saturating_duration_since(born) >= self.read_lag
+    }
+
+    /// Notes that tags were set on a resource now, for the read lag.
+    fn tags_set(&mut self, id: &str, keys: impl Iterator<Item = String>) {
+        let now = Instant::now();
+        let born = self.tag_born.entry(id.to_string()).or_default();
+        for k in keys {
+            born.insert(k, now);
+        }
+    }
+
+    /// Forgets issue times older than the read lag (they no longer hide anything), so the maps
+    /// stay bounded by what was created within the lag.
+    fn forget_aged(&mut self) {
+        const PRUNE_ABOVE: usize = 10_000;
+        if self.born.len() + self.tag_born.len() < PRUNE_ABOVE {
+            return;
+        }
+        let (now, lag) = (Instant::now(), self.read_lag);
+        self.born
+            .retain(|_, t| now.saturating_duration_since(*t) < lag);
+        self.tag_born.retain(|_, keys| {
+            keys.retain(|_, t| now.saturating_duration_since(*t) < lag);
+            !keys.is_empty()
+        });
+    }
+
+    /// The region of a resource, for calls that name only its id (the administration ones).
+    pub fn region_of(&self, kind: Kind, id: &str) -> ModelResult<String> {
+        let region = match kind {
+            Kind::Vpc => self.vpcs.get(id).map(|r| &r.region),
+            Kind::Subnet => self.subnets.get(id).map(|r| &r.region),
+            Kind::SecurityGroup => self.security_groups.get(id).map(|r| &r.region),
+            Kind::Instance => self.instances.get(id).map(|r| &r.region),
+            Kind::Eip => self.eips.get(id).map(|r| &r.region),
+            Kind::SecurityGroupRule => None,
+        };
+        region.cloned().ok_or_else(|| ModelError::NotFound {
+            kind,
+            id: id.to_string(),
+        })
     }
 
     pub fn boot_delay(&self) -> Duration {
@@ -300,6 +401,7 @@ impl Model {
     /// A new id: prefix, a creation sequence (so ids sort in creation order) and random letters.
     fn new_id(&mut self, prefix: &str) -> String {
         use rand::Rng;
+        self.forget_aged();
         self.seq += 1;
         let mut id = format!("{prefix}-bp1{:08}", self.seq);
         let mut rng = rand::rng();
@@ -308,6 +410,7 @@ impl Model {
                 ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())],
             ));
         }
+        self.born.insert(id.clone(), Instant::now());
         id
     }
 
@@ -368,6 +471,22 @@ impl Model {
             region,
             |v| &v.region,
         )
+    }
+
+    /// A security group as a describe by id sees it: not yet, within the read lag.
+    pub fn read_security_group(
+        &self,
+        id: &str,
+        region: &str,
+        now: Instant,
+    ) -> ModelResult<&SecurityGroup> {
+        self.get_security_group(id, region)
+            .ok()
+            .filter(|g| self.visible(&g.id, now))
+            .ok_or_else(|| ModelError::NotFound {
+                kind: Kind::SecurityGroup,
+                id: id.to_string(),
+            })
     }
 
     pub fn get_instance(&self, id: &str, region: &str) -> ModelResult<&Instance> {
