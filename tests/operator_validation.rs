@@ -171,6 +171,21 @@ async fn invalid_manifests_are_refused_without_cloud_calls() {
             }),
             "prefix length of 16 to 24",
         ),
+        // A userId becomes a label value: it must start and end with a letter or digit.
+        (
+            "userId ending in '-'",
+            inst("user-dash", json!({"userId": "alice-"})),
+            "spec.userId",
+        ),
+        (
+            "UserNetwork userId ending in '.'",
+            json!({
+                "apiVersion": API_VERSION, "kind": "UserNetwork",
+                "metadata": {"name": "user-dot"},
+                "spec": {"provider": code, "region": REGION, "userId": "bob."},
+            }),
+            "spec.userId",
+        ),
     ];
     let admission_count = admission.len();
     for (what, manifest, needle) in admission {
@@ -248,6 +263,15 @@ async fn invalid_manifests_are_refused_without_cloud_calls() {
             ns.clone(),
             inst("foreign-network", json!({"networkRef": "other-net"})),
             "NetworkMismatch",
+        ),
+        (
+            "extension-not-allowed",
+            ns.clone(),
+            inst(
+                "extension-not-allowed",
+                json!({"extensions": {"RamRoleName": "admin"}}),
+            ),
+            "ExtensionNotAllowed",
         ),
     ];
     for (name, namespace, manifest, _) in &conditions {

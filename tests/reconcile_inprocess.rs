@@ -110,6 +110,7 @@ struct World {
     driver: Arc<dyn CloudDriver>,
     labels: BTreeMap<String, String>,
     config: OperatorConfig,
+    owned: ecs_instance::OwnedIds,
     network: Option<UserNetwork>,
     secrets: BTreeMap<String, KubeSecret>,
     /// Status writes and events of every pass so far.
@@ -151,6 +152,7 @@ impl World {
             driver,
             labels: BTreeMap::from([(TENANT_LABEL.to_string(), fixtures::TENANT.to_string())]),
             config: OperatorConfig::default(),
+            owned: Default::default(),
             network: None,
             secrets: BTreeMap::new(),
             writes: 0,
@@ -205,6 +207,7 @@ impl World {
             tenant: resolved.tenant.clone(),
             region: resolved.params.placement.region.clone(),
             zone: resolved.params.placement.zone.clone(),
+            extra_zones: Vec::new(),
             free_cidr: "172.16.8.0/24".parse().ok(),
             profile: resolved.profile,
         };
@@ -233,7 +236,6 @@ impl World {
             secrets: &sink,
         };
         let mut progress = Progress::new(inst.status.clone().unwrap_or_default());
-        progress.status.observed_generation = inst.metadata.generation;
         let result = match ecs_instance::prepare(inst, &resolved, &sinks, &mut progress).await {
             Some(outcome) => ecs_instance::conclude(inst, &sinks, progress, outcome).await,
             None => {
@@ -253,6 +255,7 @@ impl World {
                     network: &network,
                     sinks,
                     config: &self.config,
+                    owned: &self.owned,
                     uid: inst.uid().unwrap_or_default(),
                 };
                 let outcome = run.converge(&mut progress).await;
@@ -532,14 +535,9 @@ async fn cleanup_releases_everything() {
 
     // Then the network goes with its UserNetwork.
     let net = world.network.clone().expect("network");
-    user_network::release(
-        &net,
-        world.driver.as_ref(),
-        fixtures::REGION,
-        fixtures::TENANT,
-    )
-    .await
-    .expect("network released");
+    user_network::release(&net, world.driver.as_ref(), fixtures::REGION)
+        .await
+        .expect("network released");
     assert_eq!(world.plugin.state().resource_count(), 0);
 }
 
@@ -651,4 +649,508 @@ async fn an_unregistered_provider_type_is_refused() {
     };
     assert_eq!(refusal.reason, Reason::ProviderNotSupported);
     assert_eq!(refusal.condition, conditions::INSTANCE_READY);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hardening (issue 9): read lag, ownership of ids in status, stopped VMs, tokens and status
+// honesty. Each test failed before its fix.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use mce_cloud::{
+    AllocateEip, CloudResult, CreateSecurityGroup, CreateSubnet, CreateVpc, Eip, ErrorClass,
+    Instance, Price, PriceQuery, RunInstance, SecurityGroup, Subnet, Tags, Vpc,
+};
+use multicloud_ecs::api::ecs_instance::{BandwidthMode, PublicIpSpec};
+
+/// The cloud as a test wants it to misbehave: instances invisible to Describe (read lag) and
+/// tag updates refused.
+struct Faulty {
+    inner: Arc<dyn CloudDriver>,
+    hide_instances: AtomicBool,
+    fail_tags: AtomicBool,
+}
+
+impl Faulty {
+    fn install(world: &mut World) -> Arc<Faulty> {
+        let faulty = Arc::new(Faulty {
+            inner: world.driver.clone(),
+            hide_instances: AtomicBool::new(false),
+            fail_tags: AtomicBool::new(false),
+        });
+        world.driver = faulty.clone();
+        faulty
+    }
+
+    fn hidden(&self, found: Vec<Instance>) -> Vec<Instance> {
+        if self.hide_instances.load(Ordering::SeqCst) {
+            Vec::new()
+        } else {
+            found
+        }
+    }
+
+    fn tags_refused(&self) -> CloudResult<()> {
+        if self.fail_tags.load(Ordering::SeqCst) {
+            return Err(mce_cloud::CloudError::new(
+                ErrorClass::QuotaExceeded,
+                CODE,
+                "TagResources",
+                "Tags.Exceeded",
+                "too many tags",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CloudDriver for Faulty {
+    fn provider(&self) -> &'static str {
+        self.inner.provider()
+    }
+    async fn probe(&self, region: &str) -> CloudResult<()> {
+        self.inner.probe(region).await
+    }
+    async fn find_vpcs(&self, region: &str, tags: &Tags) -> CloudResult<Vec<Vpc>> {
+        self.inner.find_vpcs(region, tags).await
+    }
+    async fn create_vpc(&self, req: &CreateVpc) -> CloudResult<String> {
+        self.inner.create_vpc(req).await
+    }
+    async fn delete_vpc(&self, region: &str, vpc_id: &str) -> CloudResult<()> {
+        self.inner.delete_vpc(region, vpc_id).await
+    }
+    async fn find_subnets(
+        &self,
+        region: &str,
+        vpc_id: &str,
+        tags: &Tags,
+    ) -> CloudResult<Vec<Subnet>> {
+        self.inner.find_subnets(region, vpc_id, tags).await
+    }
+    async fn create_subnet(&self, req: &CreateSubnet) -> CloudResult<String> {
+        self.inner.create_subnet(req).await
+    }
+    async fn delete_subnet(&self, region: &str, subnet_id: &str) -> CloudResult<()> {
+        self.inner.delete_subnet(region, subnet_id).await
+    }
+    async fn find_security_groups(
+        &self,
+        region: &str,
+        vpc_id: &str,
+        tags: &Tags,
+    ) -> CloudResult<Vec<SecurityGroup>> {
+        self.inner.find_security_groups(region, vpc_id, tags).await
+    }
+    async fn create_security_group(&self, req: &CreateSecurityGroup) -> CloudResult<String> {
+        self.inner.create_security_group(req).await
+    }
+    async fn delete_security_group(&self, region: &str, group_id: &str) -> CloudResult<()> {
+        self.inner.delete_security_group(region, group_id).await
+    }
+    async fn describe_ingress(&self, region: &str, group_id: &str) -> CloudResult<Vec<PortRule>> {
+        self.inner.describe_ingress(region, group_id).await
+    }
+    async fn authorize_ingress(
+        &self,
+        region: &str,
+        group_id: &str,
+        rules: &[PortRule],
+    ) -> CloudResult<()> {
+        self.inner.authorize_ingress(region, group_id, rules).await
+    }
+    async fn revoke_ingress(
+        &self,
+        region: &str,
+        group_id: &str,
+        rules: &[PortRule],
+    ) -> CloudResult<()> {
+        self.inner.revoke_ingress(region, group_id, rules).await
+    }
+    async fn run_instance(&self, req: &RunInstance) -> CloudResult<String> {
+        self.inner.run_instance(req).await
+    }
+    async fn describe_instances(&self, region: &str, ids: &[String]) -> CloudResult<Vec<Instance>> {
+        Ok(self.hidden(self.inner.describe_instances(region, ids).await?))
+    }
+    async fn find_instances(&self, region: &str, tags: &Tags) -> CloudResult<Vec<Instance>> {
+        Ok(self.hidden(self.inner.find_instances(region, tags).await?))
+    }
+    async fn delete_instance(&self, region: &str, instance_id: &str) -> CloudResult<()> {
+        self.inner.delete_instance(region, instance_id).await
+    }
+    async fn tag_instance(&self, region: &str, instance_id: &str, tags: &Tags) -> CloudResult<()> {
+        self.tags_refused()?;
+        self.inner.tag_instance(region, instance_id, tags).await
+    }
+    async fn untag_instance(
+        &self,
+        region: &str,
+        instance_id: &str,
+        keys: &[String],
+    ) -> CloudResult<()> {
+        self.tags_refused()?;
+        self.inner.untag_instance(region, instance_id, keys).await
+    }
+    async fn allocate_eip(&self, req: &AllocateEip) -> CloudResult<Eip> {
+        self.inner.allocate_eip(req).await
+    }
+    async fn associate_eip(
+        &self,
+        region: &str,
+        allocation_id: &str,
+        instance_id: &str,
+    ) -> CloudResult<()> {
+        self.inner
+            .associate_eip(region, allocation_id, instance_id)
+            .await
+    }
+    async fn describe_eips(&self, region: &str, filter: &EipFilter) -> CloudResult<Vec<Eip>> {
+        self.inner.describe_eips(region, filter).await
+    }
+    async fn modify_eip_bandwidth(
+        &self,
+        region: &str,
+        allocation_id: &str,
+        bandwidth_mbps: u32,
+    ) -> CloudResult<()> {
+        self.inner
+            .modify_eip_bandwidth(region, allocation_id, bandwidth_mbps)
+            .await
+    }
+    async fn disassociate_eip(
+        &self,
+        region: &str,
+        allocation_id: &str,
+        instance_id: &str,
+    ) -> CloudResult<()> {
+        self.inner
+            .disassociate_eip(region, allocation_id, instance_id)
+            .await
+    }
+    async fn release_eip(&self, region: &str, allocation_id: &str) -> CloudResult<()> {
+        self.inner.release_eip(region, allocation_id).await
+    }
+    async fn describe_price(&self, query: &PriceQuery) -> CloudResult<Price> {
+        self.inner.describe_price(query).await
+    }
+}
+
+/// A spec change, as the API server records it.
+fn bump(inst: &mut EcsInstance, change: impl FnOnce(&mut EcsInstance)) {
+    change(inst);
+    inst.metadata.generation = inst.metadata.generation.map(|g| g + 1);
+}
+
+fn instance_tags_of(world: &World, id: &str) -> BTreeMap<String, String> {
+    world.plugin.state().with_model(|m| {
+        m.instances
+            .get(id)
+            .map(|i| i.tags.clone())
+            .unwrap_or_default()
+    })
+}
+
+/// Issue 9, defect 1: a create after a long OutOfStock wait must not be declared lost (and
+/// created again) on the first lagging Describe: the grace runs from when the id was learned.
+#[tokio::test]
+async fn a_new_instance_hidden_by_read_lag_after_a_long_wait_is_not_created_twice() {
+    let mut world = World::new();
+    let faulty = Faulty::install(&mut world);
+    let mut inst = vm("lagged");
+    let resolved = world.resolve(&inst);
+    let stock = |available| StockEntry {
+        instance_type: resolved.params.instance_type.clone(),
+        zone: resolved.params.placement.zone.clone(),
+        available,
+    };
+    world.plugin.state().set_stock(&[stock(Some(0))]);
+    for _ in 0..5 {
+        world.pass(&mut inst).await;
+        if condition(&inst, conditions::INSTANCE_READY).1 == "OutOfStock" {
+            break;
+        }
+    }
+    assert_eq!(
+        condition(&inst, conditions::INSTANCE_READY),
+        ("False", "OutOfStock")
+    );
+    // The condition has been False for ten minutes.
+    let long_ago = Time(Timestamp::now() - jiff::SignedDuration::from_mins(10));
+    for c in &mut inst.status.as_mut().expect("status").conditions {
+        c.last_transition_time = long_ago.clone();
+    }
+
+    // Calls refused for want of stock count too.
+    let refused = world.plugin.calls().count("run_instance");
+    world.plugin.state().set_stock(&[stock(None)]);
+    faulty.hide_instances.store(true, Ordering::SeqCst);
+    for _ in 0..4 {
+        world.pass(&mut inst).await;
+    }
+    assert_eq!(world.plugin.calls().count("run_instance"), refused + 1);
+    assert_eq!(
+        condition(&inst, conditions::INSTANCE_READY),
+        ("False", "Starting")
+    );
+
+    faulty.hide_instances.store(false, Ordering::SeqCst);
+    world.converge(&mut inst).await;
+    assert_eq!(world.plugin.calls().count("run_instance"), refused + 1);
+    assert_eq!(count(&world, "instances"), 1);
+}
+
+/// Issue 9, defect 6: an instance id in status that belongs to another object is refused, never
+/// re-tagged.
+#[tokio::test]
+async fn an_instance_id_in_status_of_another_object_is_refused_and_untouched() {
+    let mut world = World::new();
+    let mut victim = vm("victim");
+    world.converge(&mut victim).await;
+    let mut intruder = vm("intruder");
+    world.converge(&mut intruder).await;
+    let victim_id = status(&victim).instance_id.clone().expect("id");
+    let before = instance_tags_of(&world, &victim_id);
+
+    intruder.status.as_mut().expect("status").instance_id = Some(victim_id.clone());
+    world.pass(&mut intruder).await;
+    assert_eq!(
+        instance_tags_of(&world, &victim_id),
+        before,
+        "never re-tagged"
+    );
+    assert_eq!(
+        condition(&intruder, conditions::INSTANCE_READY),
+        ("False", "OwnershipMismatch")
+    );
+    assert_eq!(status(&intruder).phase, Some(Phase::Failed));
+    assert_eq!(world.plugin.calls().count("run_instance"), 2);
+}
+
+/// Issue 9, defect 6: an EIP or security group id in status that belongs to another object is
+/// refused: the EIP is not moved, the group's rules are not changed.
+#[tokio::test]
+async fn eip_and_group_ids_in_status_of_another_object_are_refused_and_untouched() {
+    let mut world = World::new();
+    let mut victim = ecs_instance("victim")
+        .provider(Some(CODE))
+        .public_ip(5)
+        .ports([443])
+        .build();
+    world.converge(&mut victim).await;
+    let mut intruder = vm("intruder");
+    world.converge(&mut intruder).await;
+    let v = status(&victim).clone();
+    let victim_eip = v.eip_allocation_id.clone().expect("eip");
+    let victim_group = v.security_group_id.clone().expect("group");
+
+    let s = intruder.status.as_mut().expect("status");
+    s.eip_allocation_id = Some(victim_eip.clone());
+    s.security_group_id = Some(victim_group.clone());
+    for _ in 0..3 {
+        world.pass(&mut intruder).await;
+    }
+    let filter = EipFilter {
+        allocation_ids: vec![victim_eip.clone()],
+        ..EipFilter::default()
+    };
+    let eips = world
+        .driver
+        .describe_eips(fixtures::REGION, &filter)
+        .await
+        .expect("eips");
+    assert_eq!(eips[0].instance_id, v.instance_id, "the EIP stays put");
+    assert_eq!(ports(&world, &victim).await, [443], "rules unchanged");
+    assert_eq!(
+        condition(&intruder, conditions::PUBLIC_IP_READY),
+        ("False", "OwnershipMismatch")
+    );
+    assert_eq!(
+        condition(&intruder, conditions::PORTS_READY),
+        ("False", "OwnershipMismatch")
+    );
+}
+
+/// Issue 9, defect 6: cleanup deletes only what carries the object's UID tag.
+#[tokio::test]
+async fn cleanup_never_deletes_ids_in_status_of_another_object() {
+    let mut world = World::new();
+    let mut victim = vm("victim");
+    world.converge(&mut victim).await;
+    let mut intruder = vm("intruder");
+    world.converge(&mut intruder).await;
+    let v = status(&victim).clone();
+    let mut forged = status(&intruder).clone();
+    forged.instance_id = v.instance_id.clone();
+    forged.eip_allocation_id = v.eip_allocation_id.clone();
+    forged.security_group_id = v.security_group_id.clone();
+
+    let sink = Recorder::<EcsInstanceStatus>::new(None, BTreeMap::new());
+    ecs_instance::release(
+        world.driver.as_ref(),
+        fixtures::REGION,
+        &intruder.uid().unwrap_or_default(),
+        &forged,
+        &sink,
+    )
+    .await
+    .expect("released");
+    assert_eq!(count(&world, "instances"), 1, "the victim's instance stays");
+    assert_eq!(count(&world, "eips"), 1, "the victim's EIP stays");
+    world.converge(&mut victim).await;
+    assert_eq!(status(&victim).instance_id, v.instance_id);
+    assert_eq!(status(&victim).eip_allocation_id, v.eip_allocation_id);
+}
+
+/// Issue 9, defect 9: a stopped VM is told apart from a booting one, started again and looked at
+/// slowly, not every second.
+#[tokio::test]
+async fn a_stopped_instance_is_reported_and_started_again() {
+    let mut world = World::new();
+    let mut inst = vm("stopped");
+    world.converge(&mut inst).await;
+    let id = status(&inst).instance_id.clone().expect("id");
+    world.plugin.state().with_model_mut(|m| {
+        m.stop_instance(fixtures::REGION, &id, std::time::Instant::now())
+            .expect("stopped outside")
+    });
+
+    let pass = world.pass(&mut inst).await;
+    assert_eq!(
+        condition(&inst, conditions::INSTANCE_READY),
+        ("False", "InstanceStopped")
+    );
+    match pass.requeue {
+        Some(Requeue::After(d)) => assert!(d >= Duration::from_secs(10), "{d:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(world.plugin.calls().count("start_instance"), 1);
+    world.converge(&mut inst).await;
+    assert_eq!(condition(&inst, conditions::READY), ("True", "Ready"));
+    assert_eq!(world.plugin.calls().count("run_instance"), 1);
+}
+
+/// A converged VM without public IP, then the spec asks for one (generation 2).
+async fn public_ip_enabled_later(world: &mut World) -> (EcsInstance, Pass) {
+    let mut inst = ecs_instance("later").provider(Some(CODE)).build();
+    world.converge(&mut inst).await;
+    assert_eq!(status(&inst).observed_generation, Some(1));
+    bump(&mut inst, |i| {
+        i.spec.public_ip = Some(PublicIpSpec {
+            allocate: true,
+            bandwidth_mbps: 5,
+            bandwidth_mode: BandwidthMode::Traffic,
+        })
+    });
+    let pass = world.pass(&mut inst).await;
+    (inst, pass)
+}
+
+/// Issue 9, defect 10: enabling a public IP on a live VM persists the EIP token before
+/// AllocateEipAddress.
+#[tokio::test]
+async fn enabling_a_public_ip_persists_its_token_before_the_allocation() {
+    let mut world = World::new();
+    let (mut inst, pass) = public_ip_enabled_later(&mut world).await;
+    let first = pass
+        .writes
+        .iter()
+        .find(|s| s.eip_client_token.is_some())
+        .expect("token written");
+    assert_eq!(
+        first.eip_allocation_id, None,
+        "the token is persisted before the allocation"
+    );
+    world.converge(&mut inst).await;
+    assert_eq!(count(&world, "eips"), 1);
+}
+
+/// Issue 9, defect 13: intermediate writes keep the old observedGeneration until the conditions
+/// of the new generation are written (else Argo CD may report Healthy too early).
+#[tokio::test]
+async fn intermediate_writes_keep_the_old_observed_generation() {
+    let mut world = World::new();
+    let (_, pass) = public_ip_enabled_later(&mut world).await;
+    let (last, intermediate) = pass.writes.split_last().expect("writes");
+    assert!(!intermediate.is_empty());
+    for s in intermediate {
+        assert_eq!(s.observed_generation, Some(1), "{s:#?}");
+    }
+    assert_eq!(last.observed_generation, Some(2));
+}
+
+/// Issue 9, defect 13: a bandwidthMode change on a bound EIP cannot be applied (the cloud cannot
+/// change an EIP's charge type): it is refused, and status keeps showing the EIP's real mode.
+#[tokio::test]
+async fn a_bandwidth_mode_change_is_refused_and_status_stays_honest() {
+    let mut world = World::new();
+    let mut inst = vm("mode");
+    world.converge(&mut inst).await;
+    assert_eq!(
+        status(&inst).internet_charge_type.as_deref(),
+        Some("BY_TRAFFIC")
+    );
+    bump(&mut inst, |i| {
+        if let Some(p) = i.spec.public_ip.as_mut() {
+            p.bandwidth_mode = BandwidthMode::Fixed;
+        }
+    });
+    world.pass(&mut inst).await;
+    assert_eq!(
+        condition(&inst, conditions::PUBLIC_IP_READY),
+        ("False", "BandwidthModeImmutable")
+    );
+    assert_eq!(
+        status(&inst).internet_charge_type.as_deref(),
+        Some("BY_TRAFFIC")
+    );
+    assert_eq!(count(&world, "eips"), 1);
+
+    // Back to the EIP's mode: ready again.
+    bump(&mut inst, |i| {
+        if let Some(p) = i.spec.public_ip.as_mut() {
+            p.bandwidth_mode = BandwidthMode::Traffic;
+        }
+    });
+    world.converge(&mut inst).await;
+    assert_eq!(condition(&inst, conditions::READY), ("True", "Ready"));
+}
+
+/// Issue 9, defect 13: a failed tag update shows in the conditions.
+#[tokio::test]
+async fn a_failed_tag_update_shows_in_the_conditions() {
+    let mut world = World::new();
+    let faulty = Faulty::install(&mut world);
+    let mut inst = vm("tags");
+    world.converge(&mut inst).await;
+    faulty.fail_tags.store(true, Ordering::SeqCst);
+    bump(&mut inst, |i| {
+        i.spec.tags.insert("team".into(), "blue".into());
+    });
+    let pass = world.pass(&mut inst).await;
+    assert_eq!(
+        condition(&inst, conditions::INSTANCE_READY),
+        ("False", "TagUpdateFailed")
+    );
+    assert_eq!(condition(&inst, conditions::READY).0, "False");
+    assert_eq!(status(&inst).phase, Some(Phase::Running));
+    assert!(
+        pass.events
+            .iter()
+            .any(|e| e.warning && e.reason.as_str() == "TagUpdateFailed"),
+        "{:#?}",
+        pass.events
+    );
+
+    faulty.fail_tags.store(false, Ordering::SeqCst);
+    world.converge(&mut inst).await;
+    assert_eq!(condition(&inst, conditions::READY), ("True", "Ready"));
+    let id = status(&inst).instance_id.clone().expect("id");
+    assert_eq!(
+        instance_tags_of(&world, &id)
+            .get("team")
+            .map(String::as_str),
+        Some("blue")
+    );
 }

@@ -27,6 +27,9 @@ local terminal = {
   PasswordInvalid = true,
   ProviderRequired = true,
   ProviderNotFound = true,
+  OwnershipMismatch = true,
+  BandwidthModeImmutable = true,
+  ExtensionNotAllowed = true,
 }
 
 local hs = { status = "Progressing", message = "Waiting for the operator to report status" }

@@ -52,6 +52,16 @@ pub struct CloudProviderSpec {
     /// existing instances are still reconciled and deleted.
     #[serde(default)]
     pub disabled: bool,
+    /// Provider wire parameters EcsInstances may pass in `spec.extensions` (e.g. `HostName`,
+    /// `UserData`, `DataDisk.N.Size`: a segment `N` matches any index, a final `*` any rest).
+    /// Default: none — an EcsInstance setting any other key is refused with
+    /// `ExtensionNotAllowed` before any cloud call. Parameters that reach beyond the tenant's
+    /// own instance (credentials, other networks, the account's snapshots, deletion protection,
+    /// launch templates) and those the operator sets itself stay refused even when listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), extend("x-kubernetes-list-type" = "set"))]
+    #[x_kube(validation = Rule::new("self.all(e, size(e) >= 1 && size(e) <= 128)").message("allowedExtensions entries are 1 to 128 characters"))]
+    pub allowed_extensions: Vec<String>,
 }
 
 /// Cloud type: the `type` of a registered provider plugin (see [`crate::providers`]). The

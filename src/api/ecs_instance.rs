@@ -82,10 +82,11 @@ pub struct EcsInstanceSpec {
     pub tenant_id: Option<String>,
 
     /// The end user owning the machine; with the tenant, provider and region it selects the
-    /// user's isolated network.
+    /// user's isolated network. Letters, digits, `_`, `.` and `-`, starting and ending with a
+    /// letter or digit (it becomes a label value).
     #[schemars(
         length(min = 1, max = 63),
-        regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+        regex(pattern = r"^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$")
     )]
     pub user_id: String,
 
@@ -174,7 +175,9 @@ pub struct EcsInstanceSpec {
     pub deletion_policy: DeletionPolicy,
 
     /// Provider-specific parameters passed through verbatim (wire names, e.g. `HostName`).
-    /// They cannot override parameters the operator sets.
+    /// Only those the CloudProvider lists in `allowedExtensions` (none by default); any other
+    /// key is refused with `ExtensionNotAllowed` before any cloud call. They never override
+    /// parameters the operator sets.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 32))]
     pub extensions: BTreeMap<String, String>,
@@ -205,7 +208,10 @@ pub struct PublicIpSpec {
     #[serde(default = "default_bandwidth")]
     #[schemars(range(min = 1, max = 200))]
     pub bandwidth_mbps: u32,
-    /// TRAFFIC (pay by traffic) or FIXED (pay by bandwidth).
+    /// TRAFFIC (pay by traffic) or FIXED (pay by bandwidth). Fixed when the EIP is allocated:
+    /// the cloud cannot change a bound EIP's billing, so a change is refused (reason
+    /// `BandwidthModeImmutable`, status keeps the EIP's real mode) until it is reverted, or
+    /// `allocate` is turned off and on again (a new EIP, a new address).
     #[serde(default)]
     pub bandwidth_mode: BandwidthMode,
 }
@@ -282,6 +288,10 @@ pub struct EcsInstanceStatus {
     pub image_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_id: Option<String>,
+    /// When the operator learned `instanceId` (RFC 3339). A new instance the cloud does not
+    /// list yet (read lag) counts as lost only after a grace period from this moment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id_learned_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_ip: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -298,7 +308,8 @@ pub struct EcsInstanceStatus {
     /// Provider charge type of the instance (e.g. `PostPaid`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_charge_type: Option<String>,
-    /// Provider charge type of the public bandwidth (e.g. `PayByTraffic`).
+    /// Provider charge type of the public bandwidth (e.g. `PayByTraffic`): the bound EIP's, else
+    /// the wanted one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internet_charge_type: Option<String>,
     /// ClientToken of the instance creation, persisted before the cloud call.

@@ -38,6 +38,8 @@ pub mod tags {
     pub const ROLE: &str = "multicloud-ecs/role";
     pub const ROLE_NETWORK: &str = "network";
     pub const ROLE_INSTANCE: &str = "instance";
+    /// The namespace a user's network belongs to: a userId names a user within one namespace.
+    pub const NAMESPACE: &str = "multicloud-ecs/namespace";
     /// Reserved prefix for any tag this operator may add later.
     pub const PREFIX: &str = "multicloud-ecs/";
 }

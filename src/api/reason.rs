@@ -98,6 +98,29 @@ reasons! {
     KubeApiError,
     /// Something else must happen first (a dependency released, a cache filled).
     Waiting,
+    // UserNetwork release (issue 9).
+    /// A deleted UserNetwork cannot reach its cloud yet (provider unknown or its driver
+    /// unusable), or the cloud has not confirmed the release: the finalizer stays.
+    ReleasePending,
+    // EcsInstance hardening (issue 9).
+    /// An id in status names a cloud resource that carries another object's UID or tenant tag:
+    /// the operator refuses to act on it (status was edited or is corrupt).
+    OwnershipMismatch,
+    /// An id in status names a resource without this object's UID tag (yet: tags may lag):
+    /// nothing is done to it.
+    OwnershipUnconfirmed,
+    /// The instance is stopped (or stopping, or its subscription expired); it is started again.
+    InstanceStopped,
+    /// The cloud reports the instance in a state the operator cannot act on (failed, unknown).
+    InstanceUnavailable,
+    /// A running instance's tags could not be updated.
+    TagUpdateFailed,
+    /// The bound EIP's billing mode differs from `publicIp.bandwidthMode`; the cloud cannot
+    /// change it in place.
+    BandwidthModeImmutable,
+    // Admission by the operator (issue 9).
+    /// `spec.extensions` sets a parameter the CloudProvider does not allow.
+    ExtensionNotAllowed,
 }
 
 impl Reason {
@@ -122,6 +145,10 @@ impl Reason {
                 | Self::PasswordInvalid
                 | Self::ProviderRequired
                 | Self::ProviderNotFound
+                // Issue 9: only a status or spec change helps.
+                | Self::OwnershipMismatch
+                | Self::BandwidthModeImmutable
+                | Self::ExtensionNotAllowed
         )
     }
 
@@ -129,7 +156,12 @@ impl Reason {
     pub const fn is_progress(self) -> bool {
         matches!(
             self,
-            Self::Starting | Self::NetworkPending | Self::Binding | Self::Provisioning
+            Self::Starting
+                | Self::NetworkPending
+                | Self::Binding
+                | Self::Provisioning
+                // A provider not probed yet: it will be, shortly.
+                | Self::ProviderPending
         )
     }
 
@@ -215,7 +247,8 @@ mod tests {
         assert!(!Reason::AuthenticationFailed.is_terminal());
         assert!(!Reason::NetworkCreateFailed.is_terminal());
         assert!(Reason::Binding.is_progress());
-        assert!(!Reason::ProviderPending.is_progress());
+        assert!(Reason::ProviderPending.is_progress());
+        assert!(Reason::ExtensionNotAllowed.is_terminal());
         assert_eq!(Reason::Throttled.requeue(), Duration::from_secs(5));
         assert_eq!(Reason::WrongState.requeue(), Duration::from_secs(2));
     }

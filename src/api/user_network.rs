@@ -54,7 +54,7 @@ pub struct UserNetworkSpec {
     /// The user the network belongs to.
     #[schemars(
         length(min = 1, max = 63),
-        regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+        regex(pattern = r"^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$")
     )]
     pub user_id: String,
     /// VPC CIDR inside 172.16.0.0/12 with a prefix of /16../24. Defaults to a block derived
@@ -68,7 +68,8 @@ pub struct UserNetworkSpec {
     #[x_kube(validation = crate::providers::user_tags_rule("reserved or too long tag key"))]
     pub tags: BTreeMap<String, String>,
     /// Delete (default) releases the cloud network when the object is deleted and no instance
-    /// uses it; Orphan leaves it.
+    /// uses it; Orphan leaves it. An EcsInstance deleted with `deletionPolicy: Orphan` sets its
+    /// silent network to Orphan: the VM it leaves behind keeps the VPC, VSwitch and group.
     #[serde(default)]
     pub reclaim_policy: DeletionPolicy,
 }
@@ -93,6 +94,14 @@ pub struct UserNetworkStatus {
     /// Zone of the subnet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
+    /// Subnet (VSwitch) id per zone: the network's own zone (also in `vSwitchId`) plus every
+    /// zone its instances need.
+    #[serde(
+        default,
+        rename = "vSwitchIds",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub v_switch_ids: BTreeMap<String, String>,
     /// EcsInstances (names in this namespace) using the network.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub used_by: Vec<String>,

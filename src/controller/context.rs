@@ -69,6 +69,10 @@ pub struct Context {
     pub verified: Mutex<HashMap<String, (Option<i64>, std::time::Instant)>>,
     /// The resourceVersion each object (by UID) got from this process's last write to it.
     pub written: Mutex<HashMap<String, (u64, std::time::Instant)>>,
+    /// Consecutive failed reconciles of each object (by UID), for the error policy's backoff.
+    pub failures: Mutex<HashMap<String, u32>>,
+    /// Status ids verified to carry their object's UID tag.
+    pub owned_ids: super::ecs_instance::OwnedIds,
 }
 
 impl Context {
@@ -90,6 +94,23 @@ impl Context {
         } else {
             verified.remove(uid);
         }
+    }
+
+    /// Counts a failed reconcile of an object; returns how many failed in a row.
+    pub fn record_failure(&self, uid: &str) -> u32 {
+        let mut failures = self.failures.lock();
+        // Objects deleted while failing leave entries behind; keep the map small.
+        if failures.len() > 10_000 {
+            failures.clear();
+        }
+        let count = failures.entry(uid.to_string()).or_default();
+        *count = count.saturating_add(1);
+        *count
+    }
+
+    /// A successful reconcile ends an object's run of failures (and its backoff).
+    pub fn record_success(&self, uid: &str) {
+        self.failures.lock().remove(uid);
     }
 
     /// Records the resourceVersion a write of ours produced.

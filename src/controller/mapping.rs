@@ -27,6 +27,14 @@ pub enum MappingError {
     InstanceTypeRequired,
     #[error("the provider has no password login: use keyPairName")]
     PasswordUnsupported,
+    #[error(
+        "spec.extensions sets {key:?}, which the CloudProvider does not allow (spec.allowedExtensions)"
+    )]
+    ExtensionNotAllowed { key: String },
+    #[error(
+        "spec.extensions sets {key:?}, which this provider never takes from an EcsInstance: it reaches beyond the instance or is set by the operator"
+    )]
+    ExtensionForbidden { key: String },
 }
 
 impl MappingError {
@@ -39,6 +47,9 @@ impl MappingError {
             Self::NoMatchingSize { .. } => Reason::NoMatchingSize,
             Self::InstanceTypeRequired => Reason::InstanceTypeRequired,
             Self::PasswordUnsupported => Reason::PasswordUnsupported,
+            Self::ExtensionNotAllowed { .. } | Self::ExtensionForbidden { .. } => {
+                Reason::ExtensionNotAllowed
+            }
         }
     }
 }
@@ -67,6 +78,50 @@ pub fn placement(
     Ok(Placement { region, zone })
 }
 
+/// What an instance keeps once it exists on the cloud, whatever the CloudProvider's defaults and
+/// catalog say later: moving it (or refusing it) would lose track of a live VM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pinned {
+    pub placement: Placement,
+    pub instance_type: String,
+    pub image_id: String,
+}
+
+impl Pinned {
+    /// The pinned values in an EcsInstance's status: only once the instance id is known, and
+    /// only when status holds all of them.
+    pub fn from_status(status: Option<&ecs_instance::EcsInstanceStatus>) -> Option<Self> {
+        let s = status?;
+        s.instance_id.as_ref()?;
+        Some(Self {
+            placement: Placement {
+                region: s.region.clone()?,
+                zone: s.zone.clone()?,
+            },
+            instance_type: s.instance_type.clone()?,
+            image_id: s.image_id.clone()?,
+        })
+    }
+}
+
+/// Refuses an extension the CloudProvider does not list in `allowedExtensions`, or one the
+/// provider's profile forbids whatever the list says.
+pub fn check_extensions<'a>(
+    allowed: &[String],
+    profile: &ProviderProfile,
+    keys: impl IntoIterator<Item = &'a String>,
+) -> Result<(), MappingError> {
+    for key in keys {
+        if profile.is_forbidden_extension(key) {
+            return Err(MappingError::ExtensionForbidden { key: key.clone() });
+        }
+        if !allowed.iter().any(|p| cloud::wire_name_matches(p, key)) {
+            return Err(MappingError::ExtensionNotAllowed { key: key.clone() });
+        }
+    }
+    Ok(())
+}
+
 /// Everything needed to run (or price) the instance on this provider.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InstanceParams {
@@ -90,8 +145,71 @@ pub fn instance_params(
     profile: &ProviderProfile,
     spec: &EcsInstanceSpec,
 ) -> Result<InstanceParams, MappingError> {
-    let placement = placement(provider, spec.region.as_deref(), spec.zone.as_deref())?;
-    let region = placement.region.as_str();
+    instance_params_pinned(provider, profile, spec, None)
+}
+
+/// [`instance_params`], keeping what is pinned: a created instance's placement, type and image
+/// come from its status, never from the provider's current defaults and catalog.
+pub fn instance_params_pinned(
+    provider: &CloudProviderSpec,
+    profile: &ProviderProfile,
+    spec: &EcsInstanceSpec,
+    pinned: Option<&Pinned>,
+) -> Result<InstanceParams, MappingError> {
+    let (placement, instance_type, image_id) = match pinned {
+        Some(p) => (
+            p.placement.clone(),
+            p.instance_type.clone(),
+            p.image_id.clone(),
+        ),
+        None => {
+            let placement = placement(provider, spec.region.as_deref(), spec.zone.as_deref())?;
+            let (image_id, instance_type) = catalog_lookup(provider, spec, &placement.region)?;
+            (placement, instance_type, image_id)
+        }
+    };
+    let system_disk = SystemDisk {
+        category: spec
+            .system_disk
+            .as_ref()
+            .and_then(|d| d.category.clone())
+            .or_else(|| provider.defaults.system_disk_category.clone())
+            .unwrap_or_else(|| DEFAULT_DISK_CATEGORY.to_string()),
+        size_gib: spec
+            .system_disk
+            .as_ref()
+            .map(|d| d.size_gib)
+            .or(provider.defaults.system_disk_size_gib)
+            .unwrap_or(DEFAULT_DISK_GIB),
+    };
+
+    if spec.password_secret_ref.is_some() && profile.password == PasswordPolicy::Unsupported {
+        return Err(MappingError::PasswordUnsupported);
+    }
+
+    let charge = charge_mode(spec);
+    let bandwidth_mode = spec
+        .public_ip
+        .as_ref()
+        .filter(|p| p.allocate)
+        .map(|p| bandwidth_mode(p.bandwidth_mode));
+    Ok(InstanceParams {
+        placement,
+        image_id,
+        instance_type,
+        system_disk,
+        charge,
+        instance_charge_type: (profile.charge_wire)(charge).to_string(),
+        internet_charge_type: bandwidth_mode.map(|m| (profile.bandwidth_wire)(m).to_string()),
+    })
+}
+
+/// The image id and the instance type of the spec in the provider's catalog (and defaults).
+fn catalog_lookup(
+    provider: &CloudProviderSpec,
+    spec: &EcsInstanceSpec,
+    region: &str,
+) -> Result<(String, String), MappingError> {
     let catalog = &provider.catalog;
     let regional = catalog.regions.get(region);
 
@@ -137,40 +255,7 @@ pub fn instance_params(
             .ok_or(MappingError::InstanceTypeRequired)?
     };
 
-    let system_disk = SystemDisk {
-        category: spec
-            .system_disk
-            .as_ref()
-            .and_then(|d| d.category.clone())
-            .or_else(|| provider.defaults.system_disk_category.clone())
-            .unwrap_or_else(|| DEFAULT_DISK_CATEGORY.to_string()),
-        size_gib: spec
-            .system_disk
-            .as_ref()
-            .map(|d| d.size_gib)
-            .or(provider.defaults.system_disk_size_gib)
-            .unwrap_or(DEFAULT_DISK_GIB),
-    };
-
-    if spec.password_secret_ref.is_some() && profile.password == PasswordPolicy::Unsupported {
-        return Err(MappingError::PasswordUnsupported);
-    }
-
-    let charge = charge_mode(spec);
-    let bandwidth_mode = spec
-        .public_ip
-        .as_ref()
-        .filter(|p| p.allocate)
-        .map(|p| bandwidth_mode(p.bandwidth_mode));
-    Ok(InstanceParams {
-        placement,
-        image_id,
-        instance_type,
-        system_disk,
-        charge,
-        instance_charge_type: (profile.charge_wire)(charge).to_string(),
-        internet_charge_type: bandwidth_mode.map(|m| (profile.bandwidth_wire)(m).to_string()),
-    })
+    Ok((image_id, instance_type))
 }
 
 pub fn charge_mode(spec: &EcsInstanceSpec) -> cloud::ChargeMode {
@@ -331,5 +416,76 @@ mod tests {
                 .reason(),
             "InstanceTypeRequired"
         );
+    }
+
+    #[test]
+    fn pinned_values_win_over_defaults_and_catalog() {
+        let mut p = provider();
+        p.defaults.region = Some("cn-beijing".into());
+        p.catalog.images.clear();
+        let pinned = Pinned {
+            placement: Placement {
+                region: "cn-hangzhou".into(),
+                zone: "cn-hangzhou-i".into(),
+            },
+            instance_type: "ecs.g7.large".into(),
+            image_id: "img-old".into(),
+        };
+        let s = spec(serde_json::json!({}));
+        assert_eq!(
+            instance_params(&p, &mce_cloud_aliyun::PROFILE, &s)
+                .unwrap_err()
+                .reason(),
+            "UnknownImageKey"
+        );
+        let params =
+            instance_params_pinned(&p, &mce_cloud_aliyun::PROFILE, &s, Some(&pinned)).unwrap();
+        assert_eq!(params.placement, pinned.placement);
+        assert_eq!(params.image_id, "img-old");
+        assert_eq!(params.instance_type, "ecs.g7.large");
+
+        let mut status = crate::api::EcsInstanceStatus {
+            region: Some("r".into()),
+            zone: Some("z".into()),
+            instance_type: Some("t".into()),
+            image_id: Some("i".into()),
+            ..Default::default()
+        };
+        assert_eq!(Pinned::from_status(Some(&status)), None, "not created yet");
+        status.instance_id = Some("i-1".into());
+        assert_eq!(
+            Pinned::from_status(Some(&status)).map(|p| p.placement.region),
+            Some("r".to_string())
+        );
+    }
+
+    #[test]
+    fn extensions_are_an_allowlist_within_what_the_profile_permits() {
+        let keys = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let profile = &mce_cloud_aliyun::PROFILE;
+        let check = |allowed: &[&str], k: &[&str]| {
+            check_extensions(&keys(allowed), profile, keys(k).iter()).map_err(|e| e.reason())
+        };
+        assert_eq!(check(&[], &[]), Ok(()));
+        assert_eq!(check(&[], &["HostName"]), Err(Reason::ExtensionNotAllowed));
+        assert_eq!(check(&["HostName", "UserData"], &["HostName"]), Ok(()));
+        assert_eq!(check(&["DataDisk.N.Size"], &["DataDisk.2.Size"]), Ok(()));
+        // Listed by the admin, still refused: they reach beyond the instance or are ours.
+        for key in [
+            "RamRoleName",
+            "NetworkInterface.1.VSwitchId",
+            "DataDisk.1.SnapshotId",
+            "DataDisk.1.DeleteWithInstance",
+            "DeletionProtection",
+            "LaunchTemplateId",
+            "InstanceType",
+            "SecurityGroupIds.3",
+        ] {
+            assert_eq!(
+                check(&[key, "*"], &[key]),
+                Err(Reason::ExtensionNotAllowed),
+                "{key}"
+            );
+        }
     }
 }

@@ -20,13 +20,13 @@ use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
 pub use context::{Context, OperatorConfig};
 pub use error::Error;
 
-use crate::api::{CloudProvider, EcsInstance, UserNetwork};
+use crate::api::{CloudProvider, EcsInstance, Reason, UserNetwork};
 use crate::scheduler::FixedPolicy;
 
 /// ClientTokens: ≤64 ASCII characters, unique per attempt, traceable to the object.
@@ -66,11 +66,41 @@ pub fn network_name_of(inst: &EcsInstance) -> Option<String> {
     ))
 }
 
-/// How long to wait after a failed reconcile.
-fn error_policy<K>(_obj: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
+/// Longest wait after repeated failures: a permanent one (bad credentials, a refused
+/// parameter) is retried a few times an hour, not every few seconds.
+const MAX_ERROR_BACKOFF: Duration = Duration::from_secs(300);
+/// Longest wait while only the cloud's own progress (or a dependency) is awaited.
+const MAX_WAITING_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The wait after the `failures`-th failure in a row (from 1): the reason's base delay,
+/// doubled per failure, capped (before jitter).
+pub fn error_backoff(reason: Reason, failures: u32) -> Duration {
+    let base = reason.requeue();
+    let cap = if base < Reason::Transient.requeue() {
+        MAX_WAITING_BACKOFF
+    } else {
+        MAX_ERROR_BACKOFF
+    };
+    let doublings = failures.saturating_sub(1).min(16);
+    base.saturating_mul(1 << doublings).min(cap)
+}
+
+/// The key of an object's run of failures.
+fn failure_key<K: Resource>(obj: &K) -> String {
+    obj.meta()
+        .uid
+        .clone()
+        .unwrap_or_else(|| format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()))
+}
+
+/// How long to wait after a failed reconcile: per object, exponentially longer while it keeps
+/// failing (reset by a success), jittered so many failing objects spread out.
+fn error_policy<K: Resource>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
     let reason = error.reason();
-    warn!(reason = reason.as_str(), error = %error, "reconcile failed");
-    Action::requeue(jittered(reason.requeue()))
+    let failures = ctx.record_failure(&failure_key(obj.as_ref()));
+    let delay = jittered(error_backoff(reason, failures));
+    warn!(reason = reason.as_str(), error = %error, failures, delay_s = delay.as_secs(), "reconcile failed");
+    Action::requeue(delay)
 }
 
 fn log_result<T, E: std::fmt::Display>(
@@ -83,18 +113,37 @@ fn log_result<T, E: std::fmt::Display>(
     futures::future::ready(())
 }
 
-/// Runs a reconcile, recording its duration and failure reason.
+/// Runs a reconcile, recording its duration and failure reason; a success resets the object's
+/// error backoff.
 async fn timed(
     controller: &'static str,
+    key: String,
+    ctx: Arc<Context>,
     reconcile: impl std::future::Future<Output = Result<Action, Error>>,
 ) -> Result<Action, Error> {
     let started = std::time::Instant::now();
     let result = reconcile.await;
     crate::metrics::record_reconcile(controller, started.elapsed());
-    if let Err(e) = &result {
-        crate::metrics::record_failure(controller, e.reason());
+    match &result {
+        Ok(_) => ctx.record_success(&key),
+        Err(e) => crate::metrics::record_failure(controller, e.reason()),
     }
     result
+}
+
+/// Runs `work` once `store` holds its first complete list. Before that an object missing from
+/// it is only not seen yet: judging by it would fail every object of a provider (terminal
+/// `ProviderNotFound`) on each restart.
+async fn when_ready<K, F>(store: reflector::Store<K>, what: &'static str, work: F) -> F::Output
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+    F: std::future::Future,
+{
+    if store.wait_until_ready().await.is_err() {
+        warn!(cache = what, "cache writer gone before it was filled");
+    }
+    work.await
 }
 
 /// Keeps the instances-by-phase gauge current from the cache.
@@ -155,6 +204,8 @@ where
         recorder: Recorder::new(client.clone(), context::reporter()),
         verified: Default::default(),
         written: Default::default(),
+        failures: Default::default(),
+        owned_ids: Default::default(),
     });
 
     // An EcsInstance waits on its network and its provider: re-reconcile it when they change.
@@ -228,7 +279,15 @@ where
     let instances_run = instances_ctl
         .graceful_shutdown_on(shutdown.clone())
         .run(
-            |obj, ctx| timed("EcsInstance", ecs_instance::reconcile(obj, ctx)),
+            |obj, ctx| {
+                let key = failure_key(obj.as_ref());
+                timed(
+                    "EcsInstance",
+                    key,
+                    ctx.clone(),
+                    ecs_instance::reconcile(obj, ctx),
+                )
+            },
             error_policy,
             ctx.clone(),
         )
@@ -236,7 +295,15 @@ where
     let networks_run = networks_ctl
         .graceful_shutdown_on(shutdown.clone())
         .run(
-            |obj, ctx| timed("UserNetwork", user_network::reconcile(obj, ctx)),
+            |obj, ctx| {
+                let key = failure_key(obj.as_ref());
+                timed(
+                    "UserNetwork",
+                    key,
+                    ctx.clone(),
+                    user_network::reconcile(obj, ctx),
+                )
+            },
             error_policy,
             ctx.clone(),
         )
@@ -244,15 +311,129 @@ where
     let providers_run = providers_ctl
         .graceful_shutdown_on(shutdown)
         .run(
-            |obj, ctx| timed("CloudProvider", cloud_provider::reconcile(obj, ctx)),
+            |obj, ctx| {
+                let key = failure_key(obj.as_ref());
+                timed(
+                    "CloudProvider",
+                    key,
+                    ctx.clone(),
+                    cloud_provider::reconcile(obj, ctx),
+                )
+            },
             error_policy,
             ctx.clone(),
         )
         .for_each(|r| log_result("CloudProvider", r));
     info!("controllers started");
-    tokio::join!(instances_run, networks_run, providers_run);
+    // Instances and networks judge their provider by the CloudProvider cache: start them once
+    // it is filled (the provider controller, which fills it, runs meanwhile).
+    tokio::join!(
+        when_ready(providers.clone(), "CloudProvider", instances_run),
+        when_ready(providers.clone(), "CloudProvider", networks_run),
+        providers_run
+    );
     phases_task.abort();
     namespace_task.abort();
     info!("controllers stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{Request, Response};
+    use kube::client::Body;
+
+    /// A context whose client reaches nothing: the error policy makes no calls.
+    fn context() -> Arc<Context> {
+        let (service, _handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "default");
+        Arc::new(Context {
+            client: client.clone(),
+            config: OperatorConfig::default(),
+            providers: reflector::store().0,
+            namespaces: reflector::store().0,
+            networks: reflector::store().0,
+            instances: reflector::store().0,
+            drivers: context::DriverRegistry::new(client.clone()),
+            scheduler: Box::new(FixedPolicy),
+            recorder: Recorder::new(client, context::reporter()),
+            verified: Default::default(),
+            written: Default::default(),
+            failures: Default::default(),
+            owned_ids: Default::default(),
+        })
+    }
+
+    /// The delay of a requeue (`Action` shows it only in its Debug form).
+    fn delay(action: &Action) -> Duration {
+        let text = format!("{action:?}");
+        let secs = text
+            .split_once("Some(")
+            .and_then(|(_, rest)| rest.split_once("s)"))
+            .map(|(secs, _)| secs.parse::<f64>().expect("seconds"))
+            .expect("a requeue");
+        Duration::from_secs_f64(secs)
+    }
+
+    #[tokio::test]
+    async fn repeated_failures_back_off_exponentially_up_to_a_cap() {
+        let ctx = context();
+        let inst = Arc::new(mce_testkit::fixtures::ecs_instance("vm").build());
+        let error = Error::Driver {
+            reason: crate::api::Reason::CredentialsInvalid,
+            message: "no key".into(),
+        };
+        let delays: Vec<Duration> = (0..12)
+            .map(|_| delay(&error_policy(inst.clone(), &error, ctx.clone())))
+            .collect();
+        assert!(delays[0] <= Duration::from_secs(6), "{delays:?}");
+        assert!(delays[4] >= Duration::from_secs(60), "{delays:?}");
+        assert!(
+            delays.iter().all(|d| *d <= Duration::from_secs(330)),
+            "{delays:?}"
+        );
+        // Another object is not slowed down by this one's failures.
+        let other = Arc::new(mce_testkit::fixtures::ecs_instance("other").build());
+        assert!(delay(&error_policy(other, &error, ctx.clone())) <= Duration::from_secs(6));
+        // A success starts over.
+        let key = failure_key(inst.as_ref());
+        let ok = timed("EcsInstance", key, ctx.clone(), async {
+            Ok(Action::await_change())
+        });
+        assert!(ok.await.is_ok());
+        assert!(delay(&error_policy(inst, &error, ctx)) <= Duration::from_secs(6));
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_reason_and_is_capped() {
+        let secs = |reason, n| error_backoff(reason, n).as_secs();
+        assert_eq!(secs(Reason::Throttled, 1), 5);
+        assert_eq!(secs(Reason::Throttled, 2), 10);
+        assert_eq!(secs(Reason::Throttled, 4), 40);
+        assert_eq!(secs(Reason::Throttled, 30), 300);
+        assert_eq!(secs(Reason::Throttled, u32::MAX), 300);
+        assert_eq!(secs(Reason::Waiting, 1), 2);
+        assert_eq!(secs(Reason::Waiting, 3), 8);
+        assert_eq!(secs(Reason::Waiting, 10), 30);
+    }
+
+    #[tokio::test]
+    async fn controllers_start_once_the_provider_cache_is_filled() {
+        let (store, mut writer) = reflector::store::<CloudProvider>();
+        let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = started.clone();
+        let gated = tokio::spawn(when_ready(store, "CloudProvider", async move {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!started.load(std::sync::atomic::Ordering::SeqCst));
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        tokio::time::timeout(Duration::from_secs(5), gated)
+            .await
+            .expect("started")
+            .expect("no panic");
+        assert!(started.load(std::sync::atomic::Ordering::SeqCst));
+    }
 }

@@ -100,7 +100,11 @@ pub fn silent_network_name(user: &str, provider: &str, region: &str) -> String {
         .collect();
     let digest = hex::encode(&Sha256::digest(format!("{user}\0{provider}\0{region}"))[..4]);
     let head: String = readable.chars().take(63 - 9).collect();
-    format!("{}-{digest}", head.trim_matches('-'))
+    // Starts and ends alphanumeric whatever the input (the digest is hex).
+    match head.trim_matches('-') {
+        "" => format!("net-{digest}"),
+        head => format!("{head}-{digest}"),
+    }
 }
 
 /// The /24 block for a (tenant, user) network inside 172.16.0.0/12: derived from a hash of the
@@ -181,6 +185,8 @@ mod tests {
         );
         assert_ne!(a, silent_network_name("user-1", "ALIYUN", "cn-hangzhou"));
         assert!(silent_network_name(&"x".repeat(80), "ALIYUN", "cn-hangzhou").len() <= 63);
+        let odd = silent_network_name("-", "", "");
+        assert!(odd.starts_with("net-") && !odd.ends_with('-'), "{odd}");
     }
 
     #[test]

@@ -110,6 +110,7 @@ mod tests {
                 catalog: Default::default(),
                 rate_limit: None,
                 disabled,
+                allowed_extensions: Vec::new(),
             },
         );
         p.status = available.map(|a| CloudProviderStatus {

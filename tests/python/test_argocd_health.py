@@ -44,7 +44,8 @@ TERMINAL = {r["reason"] for r in REASONS if r["terminal"]}
 PROGRESS = {r["reason"] for r in REASONS if r["progress"]}
 # Reasons the controllers retry on their own (cloud capacity, throttling, provider state): the
 # object is still converging, so Argo CD should wait, not alarm.
-RETRIED = ["Throttled", "OutOfStock", "QuotaExceeded", "ProviderUnavailable", "ProviderPending",
+# (ProviderPending, a provider not probed yet, is progress: no Warning event.)
+RETRIED = ["Throttled", "OutOfStock", "QuotaExceeded", "ProviderUnavailable",
            "Transient", "KubeApiError", "CredentialsNotFound", "AuthenticationFailed"]
 
 

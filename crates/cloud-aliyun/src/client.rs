@@ -1,5 +1,6 @@
-//! RPC transport: `POST /?<params>` with an empty body, ACS3-HMAC-SHA256 signed, retried with
-//! backoff on throttling and transient failures, rate limited per region.
+//! RPC transport: `POST /?<params>` with an empty body (or, for a call carrying a secret, `POST /`
+//! with the parameters as a form body), ACS3-HMAC-SHA256 signed, retried with backoff on
+//! throttling and transient failures, rate limited per region.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -12,7 +13,7 @@ use tracing::Instrument;
 use super::errors::classify;
 use super::model::ErrorBody;
 use super::params::Params;
-use super::sign::{Acs3Request, EMPTY_BODY_SHA256, percent_encode};
+use super::sign::{Acs3Request, EMPTY_BODY_SHA256, percent_encode, sha256_hex};
 use mce_cloud::ratelimit::{RateLimit, RegionLimiter};
 use mce_cloud::retry::RetryPolicy;
 use mce_cloud::{CloudError, CloudResult, Credentials, ErrorClass};
@@ -311,27 +312,52 @@ impl RpcClient {
         action: &str,
         params: &Params,
     ) -> CloudResult<(String, String)> {
-        let query = encode_query(params.pairs());
-        let url = format!("{}://{}/?{query}", endpoint.scheme, endpoint.authority);
-        let headers: Vec<(String, String)> = vec![
+        // A secret (the VM password) never goes into the URL, which proxies and access logs
+        // record: such a call sends its parameters as a form body, which ACS3 signs by its hash
+        // (as the official SDKs do). Other calls keep the query string and the empty body.
+        let in_body = !params.secret_values().is_empty();
+        let (query, body): (&[(String, String)], String) = if in_body {
+            (&[], encode_query(params.pairs()))
+        } else {
+            (params.pairs(), String::new())
+        };
+        let body_sha256 = if in_body {
+            sha256_hex(body.as_bytes())
+        } else {
+            EMPTY_BODY_SHA256.to_string()
+        };
+        let url = if in_body {
+            format!("{}://{}/", endpoint.scheme, endpoint.authority)
+        } else {
+            format!(
+                "{}://{}/?{}",
+                endpoint.scheme,
+                endpoint.authority,
+                encode_query(query)
+            )
+        };
+        let mut headers: Vec<(String, String)> = vec![
             ("host".to_string(), endpoint.authority.clone()),
             ("x-acs-action".to_string(), action.to_string()),
             ("x-acs-version".to_string(), service.version().to_string()),
             ("x-acs-date".to_string(), acs_date(jiff::Timestamp::now())),
             ("x-acs-signature-nonce".to_string(), new_nonce()),
-            (
-                "x-acs-content-sha256".to_string(),
-                EMPTY_BODY_SHA256.to_string(),
-            ),
+            ("x-acs-content-sha256".to_string(), body_sha256.clone()),
         ];
+        if in_body {
+            headers.push((
+                "content-type".to_string(),
+                "application/x-www-form-urlencoded".to_string(),
+            ));
+        }
         let signed: Vec<String> = headers.iter().map(|(k, _)| k.clone()).collect();
         let authorization = Acs3Request {
             method: "POST",
             path: "/",
-            query: params.pairs(),
+            query,
             headers: &headers,
             signed_headers: &signed,
-            body_sha256: EMPTY_BODY_SHA256,
+            body_sha256: &body_sha256,
         }
         .authorization(
             &self.credentials.access_key_id,
@@ -344,6 +370,9 @@ impl RpcClient {
             .header("accept", "application/json");
         for (name, value) in &headers {
             request = request.header(name.as_str(), value.as_str());
+        }
+        if in_body {
+            request = request.body(body);
         }
         let response = request
             .send()
@@ -470,20 +499,22 @@ mod tests {
 
         const SECRET: &str = "s3cr3t-KEY";
 
-        /// One received request: decoded query, headers, whether the signature verified.
+        /// One received request: decoded query, headers, whether the signature (over the body
+        /// too) verified.
         type Seen = (Vec<(String, String)>, HeaderMap, bool);
 
         #[derive(Default)]
         struct Mock {
             script: VecDeque<(u16, String)>,
             seen: Vec<Seen>,
+            bodies: Vec<String>,
         }
 
         async fn serve(mock: Arc<Mutex<Mock>>) -> String {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let app = axum::Router::new().fallback(
-                move |method: Method, uri: Uri, headers: HeaderMap| {
+                move |method: Method, uri: Uri, headers: HeaderMap, body: axum::body::Bytes| {
                     let mock = Arc::clone(&mock);
                     async move {
                         let url = Url::parse(&format!("http://x{uri}")).unwrap();
@@ -506,9 +537,12 @@ mod tests {
                             signed_headers: &auth.signed_headers,
                             body_sha256: headers["x-acs-content-sha256"].to_str().unwrap(),
                         };
-                        let valid = signatures_equal(&req.signature(SECRET), &auth.signature);
+                        let valid = signatures_equal(&req.signature(SECRET), &auth.signature)
+                            && crate::sign::sha256_hex(&body)
+                                == headers["x-acs-content-sha256"].to_str().unwrap();
                         let mut m = mock.lock();
                         m.seen.push((query, headers.clone(), valid));
+                        m.bodies.push(String::from_utf8(body.to_vec()).unwrap());
                         let (status, body) = m
                             .script
                             .pop_front()
@@ -581,6 +615,48 @@ mod tests {
                 .collect();
             assert_ne!(nonces[0], nonces[1]);
             assert_ne!(nonces[1], nonces[2]);
+        }
+
+        #[tokio::test]
+        async fn a_password_travels_in_the_signed_form_body_never_in_the_url() {
+            let mock = Arc::new(Mutex::new(Mock::default()));
+            let endpoint = serve(Arc::clone(&mock)).await;
+            let c = client(&endpoint, SECRET);
+            let p = Params::new()
+                .with("InstanceType", "ecs.g7.large")
+                .with("Password", "Pa55 w0rd&=!");
+            let _: crate::model::Empty = c
+                .call(Service::Ecs, "cn-x", "RunInstances", p)
+                .await
+                .unwrap();
+            {
+                let m = mock.lock();
+                let (query, headers, valid) = &m.seen[0];
+                assert!(*valid, "signature over the body");
+                assert!(query.is_empty(), "{query:?}");
+                assert_eq!(headers["content-type"], "application/x-www-form-urlencoded");
+                let form: Vec<(String, String)> = Url::parse(&format!("http://x/?{}", m.bodies[0]))
+                    .unwrap()
+                    .query_pairs()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect();
+                assert!(form.contains(&("Password".to_string(), "Pa55 w0rd&=!".to_string())));
+                assert!(form.contains(&("RegionId".to_string(), "cn-x".to_string())));
+            }
+
+            // Calls without a secret keep the query string and the empty body.
+            let _: crate::model::Empty = c
+                .call(Service::Ecs, "cn-x", "DescribeInstances", Params::new())
+                .await
+                .unwrap();
+            let m = mock.lock();
+            assert!(
+                m.seen[1]
+                    .0
+                    .contains(&("RegionId".to_string(), "cn-x".to_string()))
+            );
+            assert_eq!(m.bodies[1], "");
+            assert!(m.seen[1].2);
         }
 
         #[tokio::test]

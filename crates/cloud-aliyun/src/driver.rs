@@ -428,6 +428,11 @@ impl CloudDriver for AliyunDriver {
             .await
     }
 
+    async fn start_instance(&self, region: &str, instance_id: &str) -> CloudResult<()> {
+        let p = Params::new().with("InstanceId", instance_id);
+        self.call_ok(Service::Ecs, region, "StartInstance", p).await
+    }
+
     async fn tag_instance(&self, region: &str, instance_id: &str, tags: &Tags) -> CloudResult<()> {
         for p in tag_instance_params(instance_id, tags) {
             self.call_ok(Service::Ecs, region, "TagResources", p)

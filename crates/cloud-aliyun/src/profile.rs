@@ -27,6 +27,7 @@ pub static PROFILE: ProviderProfile = ProviderProfile {
     },
     charge_wire: charge_type_wire,
     bandwidth_wire: bandwidth_mode_wire,
+    forbidden_extensions: crate::wire::FORBIDDEN_RUN_EXTENSIONS,
 };
 
 /// Registers Alibaba Cloud with the operator.

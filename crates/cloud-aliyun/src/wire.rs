@@ -86,6 +86,67 @@ pub fn is_reserved_run_param(name: &str) -> bool {
     EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
+/// RunInstances parameters no CloudProvider may allow as extensions (patterns of
+/// [`mce_cloud::wire_name_matches`]): those the driver builds itself, and those that reach
+/// beyond the tenant's instance — cloud credentials on the VM (`RamRoleName`, `Arn.*`), a NIC in
+/// another network (`NetworkInterface.*`), any snapshot or key of the account, deletion blocked
+/// (`DeletionProtection`) or disks left behind (`DeleteWithInstance`), a launch template
+/// overriding everything, another resource group or a dedicated host.
+pub const FORBIDDEN_RUN_EXTENSIONS: &[&str] = &[
+    // Built by the driver.
+    "Action",
+    "Version",
+    "Format",
+    "AccessKeyId",
+    "Signature",
+    "SignatureMethod",
+    "SignatureNonce",
+    "SignatureVersion",
+    "SignatureType",
+    "Timestamp",
+    "RegionId",
+    "ZoneId",
+    "InstanceType",
+    "ImageId",
+    "VSwitchId",
+    "SecurityGroupId",
+    "SecurityGroupIds.*",
+    "InstanceName",
+    "Description",
+    "Password",
+    "PasswordInherit",
+    "KeyPairName",
+    "InstanceChargeType",
+    "Period",
+    "PeriodUnit",
+    "InternetMaxBandwidthOut",
+    "Amount",
+    "MinAmount",
+    "ClientToken",
+    "DryRun",
+    "Tag.*",
+    "SystemDisk.*",
+    // Beyond the tenant's own instance.
+    "RamRoleName",
+    "Arn.*",
+    "NetworkInterface.*",
+    "PrivateIpAddress",
+    "DataDisk.N.SnapshotId",
+    "DataDisk.N.DeleteWithInstance",
+    "DataDisk.N.KMSKeyId",
+    "KMSKeyId",
+    "DeletionProtection",
+    "LaunchTemplateId",
+    "LaunchTemplateName",
+    "LaunchTemplateVersion",
+    "ResourceGroupId",
+    "DedicatedHostId",
+    "DedicatedHostClusterId",
+    "DeploymentSetId",
+    "HpcClusterId",
+    "StorageSetId",
+];
+
 /// The RunInstances parameters of a request (extensions included, never overriding ours).
 pub fn run_instance_params(req: &RunInstance) -> Params {
     let mut p = Params::new();
@@ -126,8 +187,10 @@ pub fn run_instance_params(req: &RunInstance) -> Params {
     p.tags(&req.tags);
     p.set_opt("ClientToken", Some(&req.client_token));
     for (name, value) in &req.extensions {
-        if is_reserved_run_param(name) || !p.set_if_absent(name, value) {
-            tracing::warn!(parameter = %name, "ignoring a RunInstances extension that would override a driver parameter");
+        // The operator refuses these before any call; this is the driver's own last line.
+        let forbidden = crate::PROFILE.is_forbidden_extension(name);
+        if is_reserved_run_param(name) || forbidden || !p.set_if_absent(name, value) {
+            tracing::warn!(parameter = %name, "ignoring a forbidden RunInstances extension");
         }
     }
     p
@@ -464,8 +527,12 @@ mod tests {
             ("Period", "12"),
             ("Password", "x"),
             ("SystemDisk.Size", "1"),
-            ("HpcClusterId", "hpc-1"),
-            ("DeletionProtection", "false"),
+            ("HostName", "box-1"),
+            ("DeletionProtection", "true"),
+            ("RamRoleName", "admin"),
+            ("NetworkInterface.1.VSwitchId", "vsw-other"),
+            ("DataDisk.1.SnapshotId", "s-other"),
+            ("DataDisk.1.Size", "100"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -478,8 +545,20 @@ mod tests {
         assert_eq!(p.get("Period"), None);
         assert_eq!(p.get("Password"), None);
         assert_eq!(p.get("SystemDisk.Size"), Some("100"));
-        assert_eq!(p.get("HpcClusterId"), Some("hpc-1"));
-        assert_eq!(p.get("DeletionProtection"), Some("false"));
+        assert_eq!(p.get("HostName"), Some("box-1"));
+        assert_eq!(p.get("DataDisk.1.Size"), Some("100"));
+        for name in [
+            "DeletionProtection",
+            "RamRoleName",
+            "NetworkInterface.1.VSwitchId",
+            "DataDisk.1.SnapshotId",
+        ] {
+            assert_eq!(p.get(name), None, "{name}");
+        }
+        // Every parameter the driver builds is forbidden to extensions.
+        for (name, _) in run_instance_params(&run_request()).pairs() {
+            assert!(crate::PROFILE.is_forbidden_extension(name), "{name}");
+        }
     }
 
     #[test]

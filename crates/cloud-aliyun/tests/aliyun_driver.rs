@@ -915,3 +915,38 @@ async fn out_of_stock_and_quotas() {
         .expect_err("unknown instance");
     assert_eq!(err.class, ErrorClass::NotFound, "{err}");
 }
+
+/// StartInstance (issue 9): a stopped instance is started again; starting a running one is
+/// refused as the wrong state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_instance_is_started() {
+    let emu = emulator().await;
+    let d = driver(&emu);
+    let owner = tags(&[("owner", "start")]);
+    let net = network(&d, &owner, "start").await;
+    let id = d
+        .run_instance(&run_request(&net, &owner, "start-vm"))
+        .await
+        .expect("run");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while instance_status(&d, &id).await != InstanceStatus::Running {
+        assert!(Instant::now() < deadline, "never running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = d.start_instance(REGION, &id).await.expect_err("running");
+    assert_eq!(refused.class, ErrorClass::WrongState, "{refused:?}");
+    emu.state()
+        .with_model_mut(|m| m.stop_instance(REGION, &id, Instant::now()))
+        .expect("stopped outside");
+    assert_eq!(instance_status(&d, &id).await, InstanceStatus::Stopped);
+    d.start_instance(REGION, &id).await.expect("started");
+    assert_ne!(instance_status(&d, &id).await, InstanceStatus::Stopped);
+}
+
+async fn instance_status(d: &AliyunDriver, id: &str) -> InstanceStatus {
+    d.describe_instances(REGION, &[id.to_string()])
+        .await
+        .expect("describe")[0]
+        .status
+        .clone()
+}

@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{CloudError, CloudResult, ErrorClass, IgnoreNotFound};
 pub use profile::{
-    DriverConfig, PasswordPolicy, ProviderLimits, ProviderPlugin, ProviderProfile, ProviderRegistry,
+    DriverConfig, PasswordPolicy, ProviderLimits, ProviderPlugin, ProviderProfile,
+    ProviderRegistry, wire_name_matches,
 };
 pub use ratelimit::RateLimit;
 pub use retry::RetryPolicy;
@@ -351,6 +352,18 @@ pub trait CloudDriver: Send + Sync {
     async fn find_instances(&self, region: &str, tags: &Tags) -> CloudResult<Vec<Instance>>;
     /// Deletes an instance whatever its state.
     async fn delete_instance(&self, region: &str, instance_id: &str) -> CloudResult<()>;
+    /// Starts a Stopped instance (one stopped outside the operator, or after an expiry that was
+    /// renewed). A provider without it answers InvalidParameter.
+    async fn start_instance(&self, region: &str, instance_id: &str) -> CloudResult<()> {
+        let _ = region;
+        Err(CloudError::new(
+            ErrorClass::InvalidParameter,
+            self.provider(),
+            "StartInstance",
+            "Unsupported",
+            format!("starting instance {instance_id} is not supported"),
+        ))
+    }
     /// Adds tags to a live instance, overwriting the values of keys it already has. Empty
     /// `tags` is a no-op. Fails NotFound for an unknown instance, QuotaExceeded past the
     /// provider's tag limit per resource.

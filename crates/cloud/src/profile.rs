@@ -24,6 +24,12 @@ pub struct ProviderProfile {
     pub charge_wire: fn(ChargeMode) -> &'static str,
     /// The provider's name of a bandwidth billing mode, as shown in status.
     pub bandwidth_wire: fn(BandwidthMode) -> &'static str,
+    /// Instance-creation parameters (patterns, see [`wire_name_matches`]) that
+    /// `spec.extensions` may never set, whatever the CloudProvider allows: those that reach
+    /// beyond the tenant's own instance (another network, cloud credentials, the account's
+    /// snapshots, undeletable or leaking resources). The driver also refuses the parameters it
+    /// builds itself.
+    pub forbidden_extensions: &'static [&'static str],
 }
 
 impl ProviderProfile {
@@ -48,6 +54,34 @@ impl ProviderProfile {
             .take(self.limits.name_max_chars)
             .collect()
     }
+
+    /// Whether no CloudProvider may allow this extension (see [`Self::forbidden_extensions`]).
+    pub fn is_forbidden_extension(&self, name: &str) -> bool {
+        self.forbidden_extensions
+            .iter()
+            .any(|p| wire_name_matches(p, name))
+    }
+}
+
+/// Whether a wire parameter name matches a pattern: dot-separated segments compared one by one,
+/// where a segment `N` matches any decimal index and a final `*` matches one or more trailing
+/// segments. `DataDisk.N.Size` matches `DataDisk.2.Size`; `Tag.*` matches `Tag.1.Key`; a
+/// pattern without them matches only itself.
+pub fn wire_name_matches(pattern: &str, name: &str) -> bool {
+    let mut names = name.split('.');
+    for segment in pattern.split('.') {
+        if segment == "*" {
+            return names.next().is_some_and(|n| !n.is_empty());
+        }
+        let Some(n) = names.next() else {
+            return false;
+        };
+        let index = segment == "N" && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+        if !index && segment != n {
+            return false;
+        }
+    }
+    names.next().is_none()
 }
 
 /// Numeric limits of the provider's API that the operator must respect before calling it.
@@ -241,10 +275,32 @@ mod tests {
             },
             charge_wire: |_| "c",
             bandwidth_wire: |_| "b",
+            forbidden_extensions: &["Role", "Nic.N.Net", "Template.*"],
         };
         assert_eq!(profile.resource_name("vpc-a@b.c"), "vpc-a-b.");
         assert_eq!(profile.resource_name("sg-x"), "sg-x");
         assert!(profile.is_reserved_tag("t:k"));
+        assert!(profile.is_forbidden_extension("Role"));
+        assert!(profile.is_forbidden_extension("Nic.12.Net"));
+        assert!(profile.is_forbidden_extension("Template.Id"));
+        assert!(!profile.is_forbidden_extension("RoleName"));
+        assert!(!profile.is_forbidden_extension("Nic.x.Net"));
+    }
+
+    #[test]
+    fn wire_name_patterns() {
+        assert!(wire_name_matches("HostName", "HostName"));
+        assert!(!wire_name_matches("HostName", "HostNames"));
+        assert!(!wire_name_matches("HostName", "HostName.1"));
+        assert!(wire_name_matches("DataDisk.N.Size", "DataDisk.3.Size"));
+        assert!(!wire_name_matches(
+            "DataDisk.N.Size",
+            "DataDisk.3.SnapshotId"
+        ));
+        assert!(!wire_name_matches("DataDisk.N.Size", "DataDisk..Size"));
+        assert!(wire_name_matches("Tag.*", "Tag.1.Key"));
+        assert!(!wire_name_matches("Tag.*", "Tag"));
+        assert!(!wire_name_matches("Tag.*", "Tags.1"));
     }
 
     #[test]

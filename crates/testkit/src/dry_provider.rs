@@ -47,6 +47,7 @@ pub static PROFILE: ProviderProfile = ProviderProfile {
     },
     charge_wire,
     bandwidth_wire,
+    forbidden_extensions: &[],
 };
 
 /// DRY's name of a charge mode, as shown in status.

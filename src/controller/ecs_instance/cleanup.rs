@@ -3,7 +3,7 @@
 
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::super::context::Context;
 use super::super::error::{Error, Result};
@@ -15,6 +15,7 @@ use mce_cloud::{CloudDriver, EipFilter, ErrorClass, IgnoreNotFound};
 pub(super) async fn cleanup(inst: &EcsInstance, ctx: &Context) -> Result<Action> {
     if inst.spec.deletion_policy == DeletionPolicy::Orphan {
         info!("deletion policy Orphan: leaving cloud resources in place");
+        super::network::orphan_silent_network(inst, ctx).await?;
         return Ok(Action::await_change());
     }
     let status = inst.status.clone().unwrap_or_default();
@@ -82,6 +83,7 @@ pub async fn release(
             },
         )
         .await?;
+    // Ids in status are used only for what carries the UID tag: status can be edited.
     if let Some(id) = &status.eip_allocation_id
         && !eips.iter().any(|e| &e.allocation_id == id)
     {
@@ -89,7 +91,11 @@ pub async fn release(
             allocation_ids: vec![id.clone()],
             ..EipFilter::default()
         };
-        eips.extend(driver.describe_eips(region, &by_id).await?);
+        for eip in driver.describe_eips(region, &by_id).await? {
+            if by_status_id(&eip.tags, uid, &mut steps_left, "EIP", id) {
+                eips.push(eip);
+            }
+        }
     }
     for eip in &eips {
         if let Some(attached) = &eip.instance_id {
@@ -119,7 +125,14 @@ pub async fn release(
     if let Some(id) = &status.instance_id
         && !instances.contains(id)
     {
-        instances.push(id.clone());
+        for found in driver
+            .describe_instances(region, std::slice::from_ref(id))
+            .await?
+        {
+            if by_status_id(&found.tags, uid, &mut steps_left, "instance", id) {
+                instances.push(found.id);
+            }
+        }
     }
     for id in &instances {
         driver
@@ -145,10 +158,19 @@ pub async fn release(
             .map(|g| g.id)
             .collect()
     };
+    // A group in status is checked among the VPC's groups (a group elsewhere is not ours).
     if let Some(id) = &status.security_group_id
         && !groups.contains(id)
+        && !vpc.is_empty()
     {
-        groups.push(id.clone());
+        let all = driver
+            .find_security_groups(region, &vpc, &mce_cloud::Tags::new())
+            .await?;
+        for group in all.into_iter().filter(|g| &g.id == id) {
+            if by_status_id(&group.tags, uid, &mut steps_left, "security group", id) {
+                groups.push(group.id);
+            }
+        }
     }
     for id in &groups {
         match driver
@@ -175,4 +197,28 @@ pub async fn release(
         )
         .await;
     Ok(())
+}
+
+/// Whether a resource found by an id in status may be released: only with this object's UID
+/// tag. Without any UID tag (tags may lag behind a create) the release waits; with another
+/// object's, it is left alone.
+fn by_status_id(
+    tags: &mce_cloud::Tags,
+    uid: &str,
+    steps_left: &mut bool,
+    what: &str,
+    id: &str,
+) -> bool {
+    match plan::ownership(tags, uid, None) {
+        plan::Ownership::Owned => true,
+        plan::Ownership::Untagged => {
+            warn!(%id, "{what} in status carries no UID tag yet; not releasing it now");
+            *steps_left = true;
+            false
+        }
+        plan::Ownership::Foreign => {
+            warn!(%id, "{what} in status belongs to another object; leaving it");
+            false
+        }
+    }
 }

@@ -1,13 +1,16 @@
 //! The public IP step: observe the EIP by its persisted id or by the object's UID tag, then
 //! converge it one step at a time ([`plan::eip_step`]).
 
-use tracing::info;
+use std::time::Duration;
+
+use tracing::{info, warn};
 
 use super::super::error::Result;
-use super::super::plan::{self, EipStep};
+use super::super::plan::{self, EipStep, Ownership};
 use super::super::status::Progress;
 use super::super::token;
 use super::Run;
+use crate::api::conditions;
 use crate::api::{EcsInstanceStatus, Reason};
 use mce_cloud::{AllocateEip, EipFilter, IgnoreNotFound, Instance};
 
@@ -15,17 +18,33 @@ use mce_cloud::{AllocateEip, EipFilter, IgnoreNotFound, Instance};
 const MAX_EIP_STEPS: usize = 4;
 
 impl Run<'_> {
-    /// Converges the EIP. Returns false while still moving.
+    /// Converges the EIP. Returns when to look again (None: done).
     pub async fn reconcile_eip(
         &self,
         instance: &Instance,
         progress: &mut Progress<EcsInstanceStatus>,
-    ) -> Result<bool> {
+    ) -> Result<Option<Duration>> {
         let region = self.region().to_string();
         let wanted = self.inst.spec.public_ip.as_ref().filter(|p| p.allocate);
         let mut eip = None;
         if let Some(id) = progress.status.eip_allocation_id.clone() {
             eip = self.describe_eip(&region, &id).await?;
+            // Never move, resize or release an EIP that is not this object's, whatever status
+            // says.
+            if let Some(found) = &eip {
+                let ownership =
+                    plan::ownership(&found.tags, &self.uid, Some(&self.resolved.tenant));
+                if ownership != Ownership::Owned {
+                    warn!(allocation_id = %id, ?ownership, "EIP in status is not this object's");
+                    let refusal = plan::ownership_refusal(
+                        conditions::PUBLIC_IP_READY,
+                        &format!("EIP {id}"),
+                        ownership,
+                    );
+                    progress.step(refusal.type_, false, refusal.reason, refusal.message);
+                    return Ok(Some(plan::SLOW_REQUEUE));
+                }
+            }
             if eip.is_none() {
                 self.sinks
                     .events
@@ -54,18 +73,22 @@ impl Run<'_> {
                 .next();
         }
 
+        let mut allocated_now = false;
         for _ in 0..MAX_EIP_STEPS {
             let step = plan::eip_step(wanted.map(|p| p.bandwidth_mbps), eip.as_ref(), &instance.id);
             progress.cloud_changed |= !matches!(step, EipStep::Done | EipStep::Wait);
             match step {
                 EipStep::Done => break,
-                EipStep::Wait => return Ok(false),
+                EipStep::Wait => return Ok(Some(plan::SHORT_REQUEUE)),
                 EipStep::Allocate => {
                     let Some(wanted) = wanted else { break };
                     if progress.status.eip_client_token.is_none() {
                         progress.status.eip_client_token = Some(token::new(&self.uid));
-                        self.persist(progress).await?;
                     }
+                    // Persisted before the call even when `prepare` chose it: a crash or a
+                    // failed write after an allocation whose tags lag would otherwise allocate
+                    // a second EIP under a new token. (A no-op when already written.)
+                    self.persist(progress).await?;
                     let allocated = self
                         .driver
                         .allocate_eip(&AllocateEip {
@@ -83,6 +106,7 @@ impl Run<'_> {
                         })
                         .await?;
                     info!(allocation_id = %allocated.allocation_id, "EIP allocated");
+                    allocated_now = true;
                     progress.status.eip_allocation_id = Some(allocated.allocation_id.clone());
                     self.persist(progress).await?;
                     eip = Some(allocated);
@@ -124,7 +148,25 @@ impl Run<'_> {
             plan::public_ip_ready(wanted.map(|p| p.bandwidth_mbps), eip.as_ref(), &instance.id);
         let done = ready.status;
         progress.step(ready.type_, ready.status, ready.reason, ready.message);
-        Ok(done)
+        // The billing of an EIP is fixed at allocation (Alibaba's ModifyEipAddressAttribute
+        // cannot change InternetChargeType): status keeps showing the EIP's real billing, and a
+        // different wanted one is refused rather than silently ignored.
+        if eip.is_some() && !allocated_now {
+            let billed = self
+                .inst
+                .status
+                .as_ref()
+                .and_then(|s| s.internet_charge_type.clone());
+            let wanted_wire = self.resolved.params.internet_charge_type.as_deref();
+            if let Some(wanted_wire) = wanted_wire
+                && let Some(refusal) = plan::bandwidth_mode_refusal(billed.as_deref(), wanted_wire)
+            {
+                progress.status.internet_charge_type = billed;
+                progress.step(refusal.type_, false, refusal.reason, refusal.message);
+                return Ok(Some(plan::SLOW_REQUEUE));
+            }
+        }
+        Ok((!done).then_some(plan::SHORT_REQUEUE))
     }
 
     async fn describe_eip(&self, region: &str, id: &str) -> Result<Option<mce_cloud::Eip>> {

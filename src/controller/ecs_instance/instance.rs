@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use super::super::context::Context;
 use super::super::error::{Error, Result};
-use super::super::plan::{self, StepFailure, Unseen};
+use super::super::plan::{self, Ownership, StepFailure, Unseen};
 use super::super::status::Progress;
 use super::super::{jittered, token};
 use super::Run;
@@ -22,6 +22,13 @@ use mce_cloud::{
     CloudError, CreateSecurityGroup, Instance, InstanceStatus, Login, ProviderProfile, RunInstance,
     Secret as SecretString,
 };
+
+/// Records a newly learned instance id and when it was learned: the grace for an instance the
+/// cloud does not list yet runs from this moment.
+fn learned(status: &mut EcsInstanceStatus, id: &str) {
+    status.instance_id = Some(id.to_string());
+    status.instance_id_learned_at = Some(Timestamp::now().to_string());
+}
 
 /// Why an instance step stopped.
 #[derive(Debug)]
@@ -115,17 +122,48 @@ impl Run<'_> {
                 .describe_instances(&region, std::slice::from_ref(&id))
                 .await
                 .map_err(|e| self.fail(progress, e))?;
+            let now = Timestamp::now();
+            let learned_at = progress
+                .status
+                .instance_id_learned_at
+                .as_deref()
+                .and_then(|t| t.parse::<Timestamp>().ok());
             if let Some(instance) = found.into_iter().next()
                 && instance.status != InstanceStatus::Terminated
             {
-                return Ok(Some(instance));
+                // The id in status is not proof of ownership (status can be edited): the UID
+                // tag set at creation is. Tags of a new instance may lag behind it.
+                let ownership =
+                    plan::ownership(&instance.tags, &self.uid, Some(&self.resolved.tenant));
+                return match ownership {
+                    Ownership::Owned => Ok(Some(instance)),
+                    Ownership::Untagged if plan::within_grace(learned_at, now) => {
+                        progress.step(
+                            conditions::INSTANCE_READY,
+                            false,
+                            Reason::Starting,
+                            format!("instance {id} is starting"),
+                        );
+                        Ok(None)
+                    }
+                    other => {
+                        warn!(instance_id = %id, ?other, "instance in status is not this object's");
+                        let refusal = plan::ownership_refusal(
+                            conditions::INSTANCE_READY,
+                            &format!("instance {id}"),
+                            other,
+                        );
+                        progress.step(refusal.type_, false, refusal.reason, refusal.message);
+                        Err(StepError::Refused(plan::SLOW_REQUEUE))
+                    }
+                };
             }
             let instance_ready = self
                 .inst
                 .status
                 .as_ref()
                 .and_then(|s| conditions::find(&s.conditions, conditions::INSTANCE_READY));
-            if plan::unseen_instance(instance_ready, Timestamp::now()) == Unseen::Starting {
+            if plan::unseen_instance(instance_ready, learned_at, now) == Unseen::Starting {
                 progress.step(
                     conditions::INSTANCE_READY,
                     false,
@@ -144,7 +182,7 @@ impl Run<'_> {
         owned.retain(|i| i.status != InstanceStatus::Terminated);
         if let Some(instance) = owned.into_iter().next() {
             info!(instance_id = %instance.id, "adopting the instance created for this object");
-            progress.status.instance_id = Some(instance.id.clone());
+            learned(&mut progress.status, &instance.id);
             self.persist(progress).await.map_err(StepError::Failed)?;
             return Ok(Some(instance));
         }
@@ -196,7 +234,7 @@ impl Run<'_> {
                     std::process::abort();
                 }
                 // The id is written by the status write that follows at once.
-                progress.status.instance_id = Some(id.clone());
+                learned(&mut progress.status, &id);
                 progress.cloud_changed = true;
                 progress.step(
                     conditions::INSTANCE_READY,
@@ -233,6 +271,7 @@ impl Run<'_> {
             )
             .await;
         progress.status.instance_id = None;
+        progress.status.instance_id_learned_at = None;
         progress.status.private_ip = None;
         progress.status.public_ip = None;
         progress.status.client_token = Some(token::new(&self.uid));
@@ -251,11 +290,27 @@ impl Run<'_> {
         &self,
         progress: &mut Progress<EcsInstanceStatus>,
     ) -> std::result::Result<String, StepError> {
-        if let Some(id) = &progress.status.security_group_id {
-            return Ok(id.clone());
-        }
         let region = self.region().to_string();
         let vpc_id = self.network.vpc_id.clone().unwrap_or_default();
+        if let Some(id) = progress.status.security_group_id.clone() {
+            // An instance must never join a group that is not its own.
+            return match self
+                .group_ownership(&id)
+                .await
+                .map_err(|e| self.fail(progress, e))?
+            {
+                Ownership::Owned => Ok(id),
+                other => {
+                    let refusal = plan::ownership_refusal(
+                        conditions::INSTANCE_READY,
+                        &format!("security group {id}"),
+                        other,
+                    );
+                    progress.step(refusal.type_, false, refusal.reason, refusal.message);
+                    Err(StepError::Refused(plan::SLOW_REQUEUE))
+                }
+            };
+        }
         let found = self
             .driver
             .find_security_groups(&region, &vpc_id, &self.ownership_tags())
@@ -289,9 +344,42 @@ impl Run<'_> {
                     .map_err(|e| self.fail(progress, e))?
             }
         };
+        // Found by its UID tag or created with it: ours.
+        self.owned.insert(&self.uid, &id);
         progress.status.security_group_id = Some(id.clone());
         self.persist(progress).await.map_err(StepError::Failed)?;
         Ok(id)
+    }
+
+    /// Whose the security group `id` (from status) is. Found among the groups carrying this
+    /// object's UID tag it is ours (one small, tag-filtered look-up, and none once this process
+    /// has verified it); otherwise the VPC's groups tell whether it is another object's, or not
+    /// visible yet.
+    pub(super) async fn group_ownership(&self, id: &str) -> mce_cloud::CloudResult<Ownership> {
+        if self.owned.contains(&self.uid, id) {
+            return Ok(Ownership::Owned);
+        }
+        let vpc_id = self.network.vpc_id.clone().unwrap_or_default();
+        let ours = self
+            .driver
+            .find_security_groups(self.region(), &vpc_id, &self.ownership_tags())
+            .await?;
+        let ownership = match ours.iter().find(|g| g.id == id) {
+            Some(g) => plan::ownership(&g.tags, &self.uid, Some(&self.resolved.tenant)),
+            None => self
+                .driver
+                .find_security_groups(self.region(), &vpc_id, &mce_cloud::Tags::new())
+                .await?
+                .iter()
+                .find(|g| g.id == id)
+                .map_or(Ownership::Untagged, |g| {
+                    plan::ownership(&g.tags, &self.uid, Some(&self.resolved.tenant))
+                }),
+        };
+        if ownership == Ownership::Owned {
+            self.owned.insert(&self.uid, id);
+        }
+        Ok(ownership)
     }
 
     /// Records a cloud failure as the instance condition (its Warning is published once, by

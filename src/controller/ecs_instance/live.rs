@@ -33,11 +33,25 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Opens wanted ports and closes the rest on the instance's own group.
-    pub async fn reconcile_ports(&self, progress: &mut Progress<EcsInstanceStatus>) -> Result<()> {
+    /// Opens wanted ports and closes the rest on the instance's own group. Returns false when
+    /// the group in status is refused as not this object's (nothing is changed on it).
+    pub async fn reconcile_ports(
+        &self,
+        progress: &mut Progress<EcsInstanceStatus>,
+    ) -> Result<bool> {
         let Some(group) = progress.status.security_group_id.clone() else {
-            return Ok(());
+            return Ok(true);
         };
+        let ownership = self.group_ownership(&group).await?;
+        if ownership != plan::Ownership::Owned {
+            let refusal = plan::ownership_refusal(
+                conditions::PORTS_READY,
+                &format!("security group {group}"),
+                ownership,
+            );
+            progress.step(refusal.type_, false, refusal.reason, refusal.message);
+            return Ok(false);
+        }
         let region = self.region().to_string();
         let current = self.driver.describe_ingress(&region, &group).await?;
         let description = format!("multicloud-ecs {}", self.inst.name_any());
@@ -63,6 +77,6 @@ impl Run<'_> {
             format!("open: {ports}")
         };
         progress.step(conditions::PORTS_READY, true, Reason::PortsOpen, message);
-        Ok(())
+        Ok(true)
     }
 }

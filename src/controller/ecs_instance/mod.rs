@@ -24,7 +24,7 @@ use tracing::{instrument, warn};
 use super::context::{Context, OperatorConfig};
 use super::error::{Error, Result};
 use super::finalizer::{self, Phase};
-use super::plan::{self, Requeue};
+use super::plan::{self, InstanceState, Requeue};
 use super::status::{EventSink, ObjectSink, Progress, StatusSink};
 use super::{jittered, token};
 use crate::api::conditions;
@@ -63,8 +63,33 @@ pub struct Run<'a> {
     pub network: &'a NetworkStatusRef,
     pub sinks: Sinks<'a>,
     pub config: &'a OperatorConfig,
+    /// Status ids this process has already found tagged with their object's UID.
+    pub owned: &'a OwnedIds,
     /// The object's UID (tags and ClientTokens derive from it).
     pub uid: String,
+}
+
+/// Cloud ids (per object UID) this process has verified carry the object's UID tag. An id in
+/// status is checked once, not on every pass: a converged instance costs no extra look-up, while
+/// an id that changes in status (a stale or forged write) is verified before it is acted on.
+#[derive(Default)]
+pub struct OwnedIds(parking_lot::Mutex<std::collections::HashSet<(String, String)>>);
+
+impl OwnedIds {
+    /// Forgotten wholesale past this size; the cost is one look-up per object afterwards.
+    const MAX: usize = 100_000;
+
+    pub fn contains(&self, uid: &str, id: &str) -> bool {
+        self.0.lock().contains(&(uid.to_string(), id.to_string()))
+    }
+
+    pub fn insert(&self, uid: &str, id: &str) {
+        let mut ids = self.0.lock();
+        if ids.len() >= Self::MAX {
+            ids.clear();
+        }
+        ids.insert((uid.to_string(), id.to_string()));
+    }
 }
 
 #[instrument(skip_all, fields(ecsinstance = %format!("{}/{}", inst.namespace().unwrap_or_default(), inst.name_any())))]
@@ -98,8 +123,9 @@ async fn apply(inst: &EcsInstance, ctx: &Context) -> Result<Action> {
         Requeue::After(delay) => Action::requeue(delay),
         Requeue::Resync => Action::requeue(jittered(ctx.config.resync)),
     };
+    // observedGeneration moves with the conditions of the new generation (in `finish`), not
+    // with the intermediate writes that persist tokens and ids.
     let mut progress = Progress::new(inst.status.clone().unwrap_or_default());
-    progress.status.observed_generation = generation;
 
     let resolved = match resolve::resolve_cached(inst, ctx) {
         Ok(r) => r,
@@ -148,6 +174,7 @@ async fn apply(inst: &EcsInstance, ctx: &Context) -> Result<Action> {
         network: &network,
         sinks,
         config: &ctx.config,
+        owned: &ctx.owned_ids,
         uid,
     };
     let outcome = run.converge(&mut progress).await;
@@ -202,15 +229,29 @@ impl Run<'_> {
             Err(StepError::Failed(e)) => return Outcome::Fail(e),
         };
         progress.status.private_ip = instance.private_ip.clone();
-        if instance.status != InstanceStatus::Running {
-            progress.step(
-                conditions::INSTANCE_READY,
-                false,
-                Reason::Starting,
-                // One message for every booting state, so the status is written once.
-                format!("instance {} is starting", instance.id),
-            );
-            return Outcome::Finish(Some(plan::SHORT_REQUEUE));
+        match plan::instance_state(&instance.status) {
+            InstanceState::Running => {}
+            InstanceState::Booting => {
+                progress.step(
+                    conditions::INSTANCE_READY,
+                    false,
+                    Reason::Starting,
+                    // One message for every booting state, so the status is written once.
+                    format!("instance {} is starting", instance.id),
+                );
+                return Outcome::Finish(Some(plan::SHORT_REQUEUE));
+            }
+            // Not booting: polling every second would never see it change.
+            InstanceState::Stopped => return self.restart(&instance, progress).await,
+            InstanceState::Unavailable => {
+                progress.step(
+                    conditions::INSTANCE_READY,
+                    false,
+                    Reason::InstanceUnavailable,
+                    format!("instance {} is {:?}", instance.id, instance.status),
+                );
+                return Outcome::Finish(Some(plan::SLOW_REQUEUE));
+            }
         }
         progress.step(
             conditions::INSTANCE_READY,
@@ -222,11 +263,21 @@ impl Run<'_> {
         let mut retry: Option<Duration> = None;
         if let Err(e) = self.reconcile_tags(&instance, progress).await {
             warn!(error = %e, "tag update failed");
+            // The instance runs (the phase stays Running), but its tags are not as wanted.
+            progress.step(
+                conditions::INSTANCE_READY,
+                false,
+                Reason::TagUpdateFailed,
+                format!(
+                    "instance {} runs; its tags could not be updated: {e}",
+                    instance.id
+                ),
+            );
             retry = Some(plan::SHORT_REQUEUE * 5);
         }
         match self.reconcile_eip(&instance, progress).await {
-            Ok(true) => {}
-            Ok(false) => retry = Some(plan::SHORT_REQUEUE),
+            Ok(None) => {}
+            Ok(Some(delay)) => retry = Some(retry.map_or(delay, |r| r.min(delay))),
             Err(e) => {
                 progress.step(
                     conditions::PUBLIC_IP_READY,
@@ -237,17 +288,53 @@ impl Run<'_> {
                 retry = Some(plan::backoff_for(&e));
             }
         }
-        if let Err(e) = self.reconcile_ports(progress).await {
-            progress.step(
-                conditions::PORTS_READY,
-                false,
-                plan::failure_reason(&e),
-                e.to_string(),
-            );
-            let backoff = plan::backoff_for(&e);
-            retry = Some(retry.map_or(backoff, |r| r.min(backoff)));
+        match self.reconcile_ports(progress).await {
+            Ok(true) => {}
+            Ok(false) => {
+                retry = Some(retry.map_or(plan::SLOW_REQUEUE, |r| r.min(plan::SLOW_REQUEUE)));
+            }
+            Err(e) => {
+                progress.step(
+                    conditions::PORTS_READY,
+                    false,
+                    plan::failure_reason(&e),
+                    e.to_string(),
+                );
+                let backoff = plan::backoff_for(&e);
+                retry = Some(retry.map_or(backoff, |r| r.min(backoff)));
+            }
         }
         Outcome::Finish(retry)
+    }
+
+    /// A stopped instance (stopped outside Kubernetes, or its subscription expired): an
+    /// EcsInstance is a running machine, so it is started again; a refusal (an expired
+    /// subscription) is reported and retried slowly.
+    async fn restart(
+        &self,
+        instance: &mce_cloud::Instance,
+        progress: &mut Progress<EcsInstanceStatus>,
+    ) -> Outcome {
+        let id = &instance.id;
+        let message = if instance.status == InstanceStatus::Stopped {
+            match self.driver.start_instance(self.region(), id).await {
+                Ok(()) => {
+                    warn!(instance_id = %id, "instance was stopped; starting it");
+                    progress.cloud_changed = true;
+                    format!("instance {id} was stopped; starting it again")
+                }
+                Err(e) => format!("instance {id} is stopped and could not be started: {e}"),
+            }
+        } else {
+            format!("instance {id} is stopping; it will be started again")
+        };
+        progress.step(
+            conditions::INSTANCE_READY,
+            false,
+            Reason::InstanceStopped,
+            message,
+        );
+        Outcome::Finish(Some(plan::SLOW_REQUEUE))
     }
 
     fn region(&self) -> &str {

@@ -2,7 +2,7 @@
 //! without `networkRef` gets its user's network on demand).
 
 use kube::ResourceExt;
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use tracing::info;
 
@@ -77,6 +77,41 @@ async fn create_silent_network(
     }
 }
 
+/// `deletionPolicy: Orphan` leaves the VM in its user's silent network, so that network is
+/// orphaned too (its reclaim policy set to Orphan before the instance's finalizer goes): deleted
+/// with its last instance, it leaves the VPC, VSwitch and group to the VM, and a later network
+/// of the same user in this namespace adopts them. A named network is the user's to manage.
+pub(super) async fn orphan_silent_network(inst: &EcsInstance, ctx: &Context) -> Result<()> {
+    if inst.spec.network_ref.is_some() {
+        return Ok(());
+    }
+    let Some(name) = super::super::network_name_of(inst) else {
+        return Ok(());
+    };
+    let namespace = inst.namespace().unwrap_or_default();
+    let api: Api<UserNetwork> = Api::namespaced(ctx.client.clone(), &namespace);
+    let Some(net) = api.get_opt(&name).await? else {
+        return Ok(());
+    };
+    if !net.annotations().contains_key(SILENT_ANNOTATION)
+        || net.spec.reclaim_policy == DeletionPolicy::Orphan
+    {
+        return Ok(());
+    }
+    let patch = serde_json::json!({"spec": {"reclaimPolicy": "Orphan"}});
+    match api
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => {
+            info!(network = %name, "instance orphaned: its silent network is orphaned too");
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The UserNetwork silent addressing creates for an instance.
 pub fn silent_network(inst: &EcsInstance, resolved: &Resolved) -> UserNetwork {
     UserNetwork {
@@ -101,12 +136,16 @@ pub fn silent_network(inst: &EcsInstance, resolved: &Resolved) -> UserNetwork {
     }
 }
 
+/// A valid label value: at most 63 characters of `[A-Za-z0-9_.-]`, starting and ending with an
+/// alphanumeric (a user id ending in `-` would make the API server refuse the network).
 fn label_safe(value: &str) -> String {
-    value
+    let kept: String = value
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         .take(63)
-        .collect()
+        .collect();
+    kept.trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_string()
 }
 
 #[cfg(test)]
@@ -116,5 +155,8 @@ mod tests {
     #[test]
     fn labels_are_sanitized() {
         assert_eq!(label_safe("user@example.com"), "userexample.com");
+        assert_eq!(label_safe("alice-"), "alice");
+        assert_eq!(label_safe("_a.b_."), "a.b");
+        assert_eq!(label_safe(&format!("{}-x", "y".repeat(62))), "y".repeat(62));
     }
 }

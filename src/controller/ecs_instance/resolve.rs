@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use super::super::context::{Context, profile_of};
 use super::super::error::Result;
 use super::super::mapping::{self, InstanceParams};
-use super::super::{network_name_of, tenancy};
+use super::super::tenancy;
 use crate::api::conditions;
 use crate::api::{CloudProvider, EcsInstance, EcsInstanceStatus, Reason};
 use crate::scheduler::{Scheduler, SchedulingRequest};
@@ -108,9 +108,32 @@ pub fn resolve(
     };
     let profile = profile_of(inputs.plugins, &provider)
         .map_err(|e| Refusal::new(conditions::INSTANCE_READY, e.reason(), e.to_string()))?;
-    let params = mapping::instance_params(&provider.spec, profile, spec)
-        .map_err(|e| Refusal::new(conditions::INSTANCE_READY, e.reason(), e.to_string()))?;
-    let network_name = network_name_of(inst).unwrap_or_default();
+    let refuse = |e: mapping::MappingError| {
+        Refusal::new(conditions::INSTANCE_READY, e.reason(), e.to_string())
+    };
+    // A created instance keeps its placement, type and image: a later defaults or catalog edit
+    // must neither move it (cleanup would search the wrong region) nor fail it.
+    let pinned = mapping::Pinned::from_status(inst.status.as_ref());
+    let params = mapping::instance_params_pinned(&provider.spec, profile, spec, pinned.as_ref())
+        .map_err(refuse)?;
+    // Extensions only matter to the creation, so a live instance is not judged again.
+    let created = inst
+        .status
+        .as_ref()
+        .is_some_and(|s| s.instance_id.is_some());
+    if !created {
+        mapping::check_extensions(
+            &provider.spec.allowed_extensions,
+            profile,
+            spec.extensions.keys(),
+        )
+        .map_err(refuse)?;
+    }
+    // From the resolved region, so an instance relying on the provider's default region gets
+    // a name too (never an empty one).
+    let network_name = spec.network_ref.clone().unwrap_or_else(|| {
+        tenancy::silent_network_name(&spec.user_id, &provider.spec.code, &params.placement.region)
+    });
     Ok(Resolved {
         tenant,
         provider,

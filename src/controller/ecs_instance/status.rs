@@ -33,6 +33,8 @@ pub async fn finish(
         &plan::CONDITION_ORDER,
     );
     progress.status.phase = Some(phase);
+    // Only now do the conditions describe this generation.
+    progress.status.observed_generation = inst.meta().generation;
 
     let became_ready = ready.status && !conditions::is_true(&previous, conditions::READY);
     progress.save(sinks.status).await?;

@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use crate::api::Reason;
 use crate::controller::error::Error;
-use mce_cloud::ErrorClass;
+use mce_cloud::{ErrorClass, InstanceStatus};
 
 /// Retry after a stock or quota failure.
 pub const CAPACITY_REQUEUE: Duration = Duration::from_secs(30);
@@ -75,16 +75,56 @@ pub enum Unseen {
     Lost,
 }
 
-/// Decides from the `InstanceReady` condition the object carried: lost once it had been seen
-/// running, or once it stayed invisible longer than [`VISIBILITY_GRACE`].
-pub fn unseen_instance(instance_ready: Option<&Condition>, now: Timestamp) -> Unseen {
-    let seen_running_or_overdue = instance_ready.is_some_and(|c| {
-        c.status == "True" || now.duration_since(c.last_transition_time.0) > VISIBILITY_GRACE
-    });
-    if seen_running_or_overdue {
+/// Decides from the `InstanceReady` condition the object carried and the moment the id was
+/// learned: lost once it had been seen running, or once it stayed invisible longer than
+/// [`VISIBILITY_GRACE`] since its id was learned. (The condition's own transition time can be
+/// old: it stayed False through stock or quota retries before the create.) A status written
+/// before that moment was recorded falls back to the condition's transition time.
+pub fn unseen_instance(
+    instance_ready: Option<&Condition>,
+    learned_at: Option<Timestamp>,
+    now: Timestamp,
+) -> Unseen {
+    let seen_running = instance_ready.is_some_and(|c| c.status == "True");
+    let since = learned_at.or_else(|| instance_ready.map(|c| c.last_transition_time.0));
+    let overdue = since.is_some_and(|t| now.duration_since(t) > VISIBILITY_GRACE);
+    if seen_running || overdue {
         Unseen::Lost
     } else {
         Unseen::Starting
+    }
+}
+
+/// Whether the grace for a new instance (read lag of the instance or of its tags) still runs.
+pub fn within_grace(learned_at: Option<Timestamp>, now: Timestamp) -> bool {
+    learned_at.is_some_and(|t| now.duration_since(t) <= VISIBILITY_GRACE)
+}
+
+/// Look again after this at a stopped or unusable instance, or at an id refused as not this
+/// object's: neither changes by itself soon.
+pub const SLOW_REQUEUE: Duration = Duration::from_secs(30);
+
+/// What an instance Describe returns is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstanceState {
+    Running,
+    /// Created or started and still booting: look again shortly.
+    Booting,
+    /// Stopping or stopped (an expired subscription stops it too): start it again.
+    Stopped,
+    /// Failed, being deleted or unknown: report it, look again slowly.
+    Unavailable,
+}
+
+/// Tells booting from stopped and from unusable, so only a booting instance is polled fast.
+pub fn instance_state(status: &InstanceStatus) -> InstanceState {
+    match status {
+        InstanceStatus::Running => InstanceState::Running,
+        InstanceStatus::Pending | InstanceStatus::Starting => InstanceState::Booting,
+        InstanceStatus::Stopping | InstanceStatus::Stopped => InstanceState::Stopped,
+        InstanceStatus::Terminated | InstanceStatus::Failed | InstanceStatus::Other(_) => {
+            InstanceState::Unavailable
+        }
     }
 }
 
@@ -170,18 +210,46 @@ mod tests {
             observed_generation: None,
             last_transition_time: Time(now - SignedDuration::from_mins(minutes_ago)),
         };
-        assert_eq!(unseen_instance(None, now), Unseen::Starting);
+        let ago = |minutes| Some(now - SignedDuration::from_mins(minutes));
+        assert_eq!(unseen_instance(None, None, now), Unseen::Starting);
         assert_eq!(
-            unseen_instance(Some(&condition("False", 1)), now),
+            unseen_instance(Some(&condition("False", 1)), None, now),
             Unseen::Starting
         );
         assert_eq!(
-            unseen_instance(Some(&condition("False", 6)), now),
+            unseen_instance(Some(&condition("False", 6)), None, now),
             Unseen::Lost
         );
         assert_eq!(
-            unseen_instance(Some(&condition("True", 0)), now),
+            unseen_instance(Some(&condition("True", 0)), None, now),
             Unseen::Lost
         );
+        // The grace runs from when the id was learned, not from the condition's last flip.
+        assert_eq!(
+            unseen_instance(Some(&condition("False", 60)), ago(1), now),
+            Unseen::Starting
+        );
+        assert_eq!(
+            unseen_instance(Some(&condition("False", 60)), ago(6), now),
+            Unseen::Lost
+        );
+        assert!(within_grace(ago(1), now));
+        assert!(!within_grace(ago(6), now));
+        assert!(!within_grace(None, now));
+    }
+
+    #[test]
+    fn stopped_is_not_booting() {
+        use InstanceStatus as S;
+        assert_eq!(instance_state(&S::Running), InstanceState::Running);
+        for s in [S::Pending, S::Starting] {
+            assert_eq!(instance_state(&s), InstanceState::Booting);
+        }
+        for s in [S::Stopping, S::Stopped] {
+            assert_eq!(instance_state(&s), InstanceState::Stopped);
+        }
+        for s in [S::Failed, S::Terminated, S::Other("Expired".into())] {
+            assert_eq!(instance_state(&s), InstanceState::Unavailable);
+        }
     }
 }

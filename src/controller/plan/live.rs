@@ -152,6 +152,65 @@ pub fn public_ip(eip: Option<&Eip>, instance: &Instance) -> Option<String> {
         })
 }
 
+/// Whose a cloud resource named by an id in status is, by its tags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ownership {
+    /// It carries this object's UID tag (and no other tenant's tag).
+    Owned,
+    /// It carries another object's UID or another tenant's tag: never act on it.
+    Foreign,
+    /// It carries no UID tag (tags may lag behind a create): do nothing to it for now.
+    Untagged,
+}
+
+/// Decides ownership from a resource's tags: an id in status is not proof (status can be
+/// edited), the UID tag set at creation is.
+pub fn ownership(resource_tags: &Tags, uid: &str, tenant: Option<&str>) -> Ownership {
+    match resource_tags.get(tags::OBJECT_UID) {
+        None => Ownership::Untagged,
+        Some(v) if v != uid => Ownership::Foreign,
+        Some(_) => match (tenant, resource_tags.get(tags::TENANT)) {
+            (Some(want), Some(have)) if want != have => Ownership::Foreign,
+            _ => Ownership::Owned,
+        },
+    }
+}
+
+/// The condition refusing to act on a resource that is not (or not yet seen as) this object's.
+pub fn ownership_refusal(type_: &'static str, what: &str, ownership: Ownership) -> Desired {
+    let (reason, why) = match ownership {
+        Ownership::Untagged => (
+            Reason::OwnershipUnconfirmed,
+            "does not carry this object's multicloud-ecs/uid tag (yet)",
+        ),
+        _ => (
+            Reason::OwnershipMismatch,
+            "belongs to another object or tenant",
+        ),
+    };
+    Desired::new(
+        type_,
+        false,
+        reason,
+        format!("{what} named in status {why}; the operator does not act on it"),
+    )
+}
+
+/// The `PublicIpReady` refusal when the bound EIP is billed otherwise than wanted: the cloud
+/// cannot change an EIP's billing in place, and replacing it would change the address.
+pub fn bandwidth_mode_refusal(allocated: Option<&str>, wanted: &str) -> Option<Desired> {
+    let allocated = allocated.filter(|a| *a != wanted)?;
+    Some(Desired::new(
+        conditions::PUBLIC_IP_READY,
+        false,
+        Reason::BandwidthModeImmutable,
+        format!(
+            "the EIP is billed {allocated} and cannot be changed to {wanted}: revert \
+             publicIp.bandwidthMode, or turn publicIp.allocate off and on for a new EIP"
+        ),
+    ))
+}
+
 /// Tags of every resource made for an instance.
 pub fn instance_tags(base: Tags) -> Tags {
     let mut t = base;
@@ -275,6 +334,38 @@ mod tests {
             public_ip_ready(Some(5), None, "i-1").reason,
             Reason::Binding
         );
+    }
+
+    #[test]
+    fn ownership_comes_from_the_uid_and_tenant_tags() {
+        let t = |pairs: &[(&str, &str)]| -> Tags {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let ours = t(&[(tags::OBJECT_UID, "u1"), (tags::TENANT, "t1")]);
+        assert_eq!(ownership(&ours, "u1", Some("t1")), Ownership::Owned);
+        assert_eq!(ownership(&ours, "u2", Some("t1")), Ownership::Foreign);
+        assert_eq!(ownership(&ours, "u1", Some("t2")), Ownership::Foreign);
+        assert_eq!(ownership(&t(&[]), "u1", None), Ownership::Untagged);
+        assert_eq!(
+            ownership_refusal("X", "EIP e", Ownership::Foreign).reason,
+            Reason::OwnershipMismatch
+        );
+        assert_eq!(
+            ownership_refusal("X", "EIP e", Ownership::Untagged).reason,
+            Reason::OwnershipUnconfirmed
+        );
+    }
+
+    #[test]
+    fn a_bandwidth_mode_change_is_refused() {
+        assert_eq!(bandwidth_mode_refusal(None, "A"), None);
+        assert_eq!(bandwidth_mode_refusal(Some("A"), "A"), None);
+        let refusal = bandwidth_mode_refusal(Some("A"), "B").expect("refused");
+        assert_eq!(refusal.reason, Reason::BandwidthModeImmutable);
+        assert!(Reason::BandwidthModeImmutable.is_terminal());
     }
 
     #[test]

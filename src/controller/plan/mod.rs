@@ -10,14 +10,18 @@ mod network;
 use std::time::Duration;
 
 pub use instance::{
-    CAPACITY_REQUEUE, StepFailure, Unseen, VISIBILITY_GRACE, backoff_for, failure_reason,
-    needs_new_token, step_failure, unseen_instance,
+    CAPACITY_REQUEUE, InstanceState, SLOW_REQUEUE, StepFailure, Unseen, VISIBILITY_GRACE,
+    backoff_for, failure_reason, instance_state, needs_new_token, step_failure, unseen_instance,
+    within_grace,
 };
 pub use live::{
-    ANYWHERE, EipStep, eip_step, instance_tags, port_changes, public_ip, public_ip_ready,
-    tag_changes,
+    ANYWHERE, EipStep, Ownership, bandwidth_mode_refusal, eip_step, instance_tags, ownership,
+    ownership_refusal, port_changes, public_ip, public_ip_ready, tag_changes,
 };
-pub use network::{NetworkDecision, NetworkWant, network_failure_reason, network_readiness};
+pub use network::{
+    NetworkCleanup, NetworkDecision, NetworkWant, extra_zones, network_cleanup,
+    network_failure_reason, network_readiness, placed_in, subnet_block, subnet_in_zone,
+};
 
 use crate::api::Reason;
 use crate::api::conditions::{self, Desired};
@@ -31,9 +35,10 @@ const NOT_READY_REQUEUE: Duration = Duration::from_secs(5);
 /// The summary `Ready` condition and phase from the step conditions.
 pub fn summarize(steps: &[Desired]) -> (Desired, Phase) {
     let failing = steps.iter().find(|d| !d.status);
-    let instance_running = steps
-        .iter()
-        .any(|d| d.type_ == conditions::INSTANCE_READY && d.status);
+    // An instance whose tags could not be updated still runs.
+    let instance_running = steps.iter().any(|d| {
+        d.type_ == conditions::INSTANCE_READY && (d.status || d.reason == Reason::TagUpdateFailed)
+    });
     match failing {
         None => (
             Desired::new(
@@ -158,6 +163,20 @@ mod tests {
             "",
         )]);
         assert_eq!(phase, Phase::Pending);
+        // A running instance whose tags failed to update is still running.
+        let (ready, phase) = summarize(&[
+            ok(conditions::NETWORK_READY),
+            Desired::new(
+                conditions::INSTANCE_READY,
+                false,
+                Reason::TagUpdateFailed,
+                "",
+            ),
+        ]);
+        assert_eq!(
+            (ready.status, ready.reason, phase),
+            (false, Reason::TagUpdateFailed, Phase::Running)
+        );
     }
 
     #[test]

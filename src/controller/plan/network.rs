@@ -1,10 +1,14 @@
 //! Whether an EcsInstance's UserNetwork can be used: the `NetworkReady` decision.
 
+use std::collections::BTreeSet;
+
+use ipnet::Ipv4Net;
+
 use crate::api::conditions::{self, Desired};
 use crate::api::ecs_instance::NetworkStatusRef;
-use crate::api::{Reason, UserNetwork};
+use crate::api::{DeletionPolicy, EcsInstance, Reason, UserNetwork, UserNetworkStatus};
 use crate::controller::error::Error;
-use crate::controller::tenancy::TenancyError;
+use crate::controller::tenancy::{self, TenancyError};
 
 /// What the instance expects of its network.
 #[derive(Clone, Copy, Debug)]
@@ -79,19 +83,24 @@ pub fn network_readiness(want: &NetworkWant<'_>, network: Option<&UserNetwork>) 
         );
     }
     let status = network.status.clone().unwrap_or_default();
-    if let Some(zone) = &status.zone
-        && zone != want.zone
+    let subnet = subnet_in_zone(&status, want.zone);
+    // A network serves every zone of its region: the subnet of another zone is created by the
+    // network's reconciler, which learns the zone from this instance's status.
+    if subnet.is_none()
+        && status.zone.as_deref().is_some_and(|z| z != want.zone)
+        && conditions::find(&status.conditions, conditions::READY)
+            .is_some_and(|c| c.status == "True")
     {
         return NetworkDecision::not_ready(
-            Reason::ZoneMismatch,
+            Reason::NetworkPending,
             format!(
-                "UserNetwork {name} has its subnet in zone {zone}, the instance wants {}",
+                "UserNetwork {name} is creating its subnet in zone {}",
                 want.zone
             ),
         );
     }
     let ready = conditions::find(&status.conditions, conditions::READY);
-    let ids = (status.vpc_id, status.v_switch_id, status.security_group_id);
+    let ids = (status.vpc_id, subnet, status.security_group_id);
     match (ready, ids) {
         (Some(c), (Some(vpc), Some(vsw), Some(sg))) if c.status == "True" => NetworkDecision {
             condition: Desired::new(
@@ -132,6 +141,84 @@ pub fn network_readiness(want: &NetworkWant<'_>, network: Option<&UserNetwork>) 
     }
 }
 
+/// The network's subnet (VSwitch) in `zone`: from the per-zone map, else the single subnet of a
+/// status written before networks had several zones (or that has no zone recorded yet).
+pub fn subnet_in_zone(status: &UserNetworkStatus, zone: &str) -> Option<String> {
+    if let Some(id) = status.v_switch_ids.get(zone) {
+        return Some(id.clone());
+    }
+    match &status.zone {
+        Some(z) if z != zone => None,
+        _ => status.v_switch_id.clone(),
+    }
+}
+
+/// The zones a network needs subnets in besides its own: those of the instances using it
+/// (sorted, without duplicates).
+pub fn extra_zones<'a>(own: &str, used: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let zones: BTreeSet<&str> = used.into_iter().filter(|z| *z != own).collect();
+    zones.into_iter().map(String::from).collect()
+}
+
+/// The block of a new subnet inside the VPC's block: the first half for the first subnet (as
+/// before networks had several zones), then the first free eighth, so a /24 holds up to five
+/// zones. None: the VPC has no room left.
+pub fn subnet_block(vpc: &Ipv4Net, taken: &[Ipv4Net]) -> Option<Ipv4Net> {
+    let first = tenancy::subnet_cidr(vpc);
+    let overlaps = |n: &Ipv4Net| {
+        taken
+            .iter()
+            .any(|t| t.contains(&n.network()) || n.contains(&t.network()))
+    };
+    if !overlaps(&first) {
+        return Some(first);
+    }
+    let prefix = (vpc.prefix_len() + 3).min(29);
+    vpc.subnets(prefix).ok()?.find(|n| !overlaps(n))
+}
+
+/// Whether an EcsInstance was placed in the network: it recorded the network's ids, so it may
+/// have a VM in it. An instance still waiting for the network does not hold up its deletion.
+pub fn placed_in(inst: &EcsInstance, network: &str) -> bool {
+    inst.status
+        .as_ref()
+        .and_then(|s| s.network.as_ref())
+        .is_some_and(|n| n.name == network && n.vpc_id.is_some())
+}
+
+/// What the deletion of a UserNetwork does next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetworkCleanup {
+    /// Instances placed in it still exist (names): wait for them.
+    InUse(Vec<String>),
+    /// Reclaim policy Orphan: the cloud resources stay.
+    Orphan,
+    /// No cloud call was ever made for it (the ClientToken is persisted before the first).
+    NothingCreated,
+    /// Release what carries its UID tag, then verify it is gone.
+    Release,
+}
+
+/// The deletion decision, before any cloud call.
+pub fn network_cleanup(
+    placed_users: Vec<String>,
+    policy: DeletionPolicy,
+    status: Option<&UserNetworkStatus>,
+) -> NetworkCleanup {
+    if !placed_users.is_empty() {
+        return NetworkCleanup::InUse(placed_users);
+    }
+    if policy == DeletionPolicy::Orphan {
+        return NetworkCleanup::Orphan;
+    }
+    let touched_cloud = status.is_some_and(|s| s.client_token.is_some() || s.vpc_id.is_some());
+    if touched_cloud {
+        NetworkCleanup::Release
+    } else {
+        NetworkCleanup::NothingCreated
+    }
+}
+
 /// The UserNetwork's `Ready` reason when ensuring its VPC, subnet or group failed: a refused
 /// create needs a change (NetworkCreateFailed) unless it is quota or a transport retry.
 pub fn network_failure_reason(e: &Error) -> Reason {
@@ -146,7 +233,7 @@ pub fn network_failure_reason(e: &Error) -> Reason {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{DeletionPolicy, UserNetworkSpec, UserNetworkStatus};
+    use crate::api::UserNetworkSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
     const WANT: NetworkWant<'static> = NetworkWant {
@@ -303,11 +390,108 @@ mod tests {
             decide(&WANT, Some(&n)).2,
             "UserNetwork net is being deleted"
         );
-        let n = network(Some(("True", "NetworkReady")), true);
+    }
+
+    #[test]
+    fn another_zone_waits_for_its_subnet_then_uses_it() {
+        let mut n = network(Some(("True", "NetworkReady")), true);
         let elsewhere = NetworkWant {
             zone: "cn-hangzhou-j",
             ..WANT
         };
-        assert_eq!(decide(&elsewhere, Some(&n)).1, Reason::ZoneMismatch);
+        assert_eq!(
+            decide(&elsewhere, Some(&n)),
+            (
+                false,
+                Reason::NetworkPending,
+                "UserNetwork net is creating its subnet in zone cn-hangzhou-j".into(),
+                false
+            )
+        );
+        if let Some(s) = n.status.as_mut() {
+            s.v_switch_ids = [("cn-hangzhou-j".to_string(), "vsw-2".to_string())].into();
+        }
+        let d = network_readiness(&elsewhere, Some(&n));
+        assert_eq!(d.condition.reason, Reason::NetworkReady);
+        assert_eq!(d.reference.unwrap().v_switch_id.as_deref(), Some("vsw-2"));
+        // The own zone keeps the single subnet of older statuses.
+        let d = network_readiness(&WANT, Some(&n));
+        assert_eq!(d.reference.unwrap().v_switch_id.as_deref(), Some("vsw-1"));
+    }
+
+    #[test]
+    fn extra_zones_and_subnet_blocks() {
+        assert_eq!(
+            extra_zones("a", ["b", "a", "c", "b"]),
+            vec!["b".to_string(), "c".to_string()]
+        );
+        let vpc: Ipv4Net = "172.16.8.0/24".parse().unwrap();
+        let first = subnet_block(&vpc, &[]).unwrap();
+        assert_eq!(first.to_string(), "172.16.8.0/25");
+        let second = subnet_block(&vpc, &[first]).unwrap();
+        assert_eq!(second.to_string(), "172.16.8.128/27");
+        let taken: Vec<Ipv4Net> = ["172.16.8.0/25", "172.16.8.128/27", "172.16.8.160/27"]
+            .iter()
+            .map(|c| c.parse().unwrap())
+            .collect();
+        assert_eq!(
+            subnet_block(&vpc, &taken).unwrap().to_string(),
+            "172.16.8.192/27"
+        );
+        let full: Vec<Ipv4Net> = vec![vpc];
+        assert_eq!(subnet_block(&vpc, &full), None);
+    }
+
+    #[test]
+    fn deletion_waits_only_for_placed_instances_and_never_skips_a_release() {
+        let status = network(None, true).status;
+        assert_eq!(
+            network_cleanup(vec!["a".into()], DeletionPolicy::Delete, status.as_ref()),
+            NetworkCleanup::InUse(vec!["a".into()])
+        );
+        assert_eq!(
+            network_cleanup(vec![], DeletionPolicy::Orphan, status.as_ref()),
+            NetworkCleanup::Orphan
+        );
+        assert_eq!(
+            network_cleanup(vec![], DeletionPolicy::Delete, status.as_ref()),
+            NetworkCleanup::Release
+        );
+        // A token persisted but no id yet: a create may have happened.
+        let token_only = UserNetworkStatus {
+            client_token: Some("t".into()),
+            ..UserNetworkStatus::default()
+        };
+        assert_eq!(
+            network_cleanup(vec![], DeletionPolicy::Delete, Some(&token_only)),
+            NetworkCleanup::Release
+        );
+        assert_eq!(
+            network_cleanup(vec![], DeletionPolicy::Delete, None),
+            NetworkCleanup::NothingCreated
+        );
+    }
+
+    #[test]
+    fn only_instances_with_the_networks_ids_are_placed_in_it() {
+        let mut inst = EcsInstance::new(
+            "vm",
+            serde_json::from_value(serde_json::json!({
+                "userId": "u1", "imageKey": "k"
+            }))
+            .unwrap(),
+        );
+        assert!(!placed_in(&inst, "net"));
+        inst.status = Some(crate::api::EcsInstanceStatus {
+            network: Some(NetworkStatusRef {
+                name: "net".into(),
+                vpc_id: Some("vpc-1".into()),
+                v_switch_id: Some("vsw-1".into()),
+                security_group_id: Some("sg-1".into()),
+            }),
+            ..Default::default()
+        });
+        assert!(placed_in(&inst, "net"));
+        assert!(!placed_in(&inst, "other"));
     }
 }

@@ -5,7 +5,7 @@ use tracing::info;
 
 use super::super::error::{Error, Result};
 use super::super::status::{Progress, StatusSink};
-use super::super::{tenancy, token};
+use super::super::{plan, tenancy, token};
 use crate::api::{UserNetwork, UserNetworkStatus, tags};
 use kube::ResourceExt;
 use mce_cloud::{
@@ -19,6 +19,8 @@ pub struct NetworkInputs {
     pub tenant: String,
     pub region: String,
     pub zone: String,
+    /// Zones besides `zone` the network's instances need a subnet in.
+    pub extra_zones: Vec<String>,
     /// A CIDR block no other network of the tenant uses, for a network that has none yet
     /// (None: the tenant's range is exhausted, or none is needed).
     pub free_cidr: Option<ipnet::Ipv4Net>,
@@ -79,15 +81,23 @@ pub async fn ensure(
     let client_token = status.client_token.clone().unwrap_or_default();
     let cidr = status.cidr_block.clone().unwrap_or_default();
     let key = network_tags(&r.tenant, &net.spec.user_id);
+    let namespace = net.namespace().unwrap_or_default();
     let create_tags: Tags = {
         let mut t = tenancy::resource_tags(&net.spec.tags, &r.tenant, &net.spec.user_id, &uid);
         t.extend(key.clone());
+        t.insert(tags::NAMESPACE.into(), namespace.clone());
         t
     };
     let region = r.region.as_str();
 
-    // VPC
-    let vpcs = driver.find_vpcs(region, &key).await?;
+    // VPC: a userId names a user within one namespace, so only a VPC of this namespace is
+    // adopted (or, made before VPCs carried their namespace, one this very object created).
+    let vpcs: Vec<_> = driver
+        .find_vpcs(region, &key)
+        .await?
+        .into_iter()
+        .filter(|v| adoptable(&v.tags, &namespace, &uid))
+        .collect();
     let vpc = match vpcs
         .iter()
         .find(|v| Some(&v.id) == status.vpc_id.as_ref())
@@ -131,34 +141,58 @@ pub async fn ensure(
         return Ok(false);
     }
 
-    // Subnet
-    let subnets = driver.find_subnets(region, &vpc.id, &key).await?;
-    let subnet_id = match subnets.iter().find(|s| s.zone == r.zone) {
-        Some(s) => s.id.clone(),
-        None => {
-            let block: ipnet::Ipv4Net = vpc
-                .cidr_block
-                .parse()
-                .map_err(|_| Error::Waiting(format!("VPC CIDR {} is not IPv4", vpc.cidr_block)))?;
-            let id = driver
-                .create_subnet(&CreateSubnet {
-                    region: region.into(),
+    // Subnets: one in the network's zone, one in each other zone its instances need.
+    let mut subnets = driver.find_subnets(region, &vpc.id, &key).await?;
+    let block: ipnet::Ipv4Net = vpc
+        .cidr_block
+        .parse()
+        .map_err(|_| Error::Waiting(format!("VPC CIDR {} is not IPv4", vpc.cidr_block)))?;
+    let mut ids = std::collections::BTreeMap::new();
+    for zone in std::iter::once(&r.zone).chain(&r.extra_zones) {
+        let id = match subnets.iter().find(|s| &s.zone == zone) {
+            Some(s) => s.id.clone(),
+            None => {
+                let taken: Vec<ipnet::Ipv4Net> = subnets
+                    .iter()
+                    .filter_map(|s| s.cidr_block.parse().ok())
+                    .collect();
+                let cidr = plan::subnet_block(&block, &taken).ok_or_else(|| {
+                    Error::Waiting(format!("VPC {} has no room for a subnet in {zone}", vpc.id))
+                })?;
+                let id = driver
+                    .create_subnet(&CreateSubnet {
+                        region: region.into(),
+                        vpc_id: vpc.id.clone(),
+                        zone: zone.clone(),
+                        cidr_block: cidr.to_string(),
+                        name: r
+                            .profile
+                            .resource_name(&format!("vsw-{}", net.spec.user_id)),
+                        tags: create_tags.clone(),
+                        client_token: format!("{client_token}-vsw-{zone}"),
+                    })
+                    .await?;
+                info!(vswitch_id = %id, %zone, "VSwitch created");
+                subnets.push(mce_cloud::Subnet {
+                    id: id.clone(),
                     vpc_id: vpc.id.clone(),
-                    zone: r.zone.clone(),
-                    cidr_block: tenancy::subnet_cidr(&block).to_string(),
-                    name: r
-                        .profile
-                        .resource_name(&format!("vsw-{}", net.spec.user_id)),
+                    zone: zone.clone(),
+                    cidr_block: cidr.to_string(),
+                    available: true,
                     tags: create_tags.clone(),
-                    client_token: format!("{client_token}-vsw-{}", r.zone),
-                })
-                .await?;
-            info!(vswitch_id = %id, "VSwitch created");
-            id
-        }
-    };
-    if status.v_switch_id.as_ref() != Some(&subnet_id) {
-        persist(sink, status, |s| s.v_switch_id = Some(subnet_id.clone())).await?;
+                });
+                id
+            }
+        };
+        ids.insert(zone.clone(), id);
+    }
+    let subnet_id = ids.get(&r.zone).cloned().unwrap_or_default();
+    if status.v_switch_id.as_ref() != Some(&subnet_id) || status.v_switch_ids != ids {
+        persist(sink, status, |s| {
+            s.v_switch_id = Some(subnet_id.clone());
+            s.v_switch_ids = ids;
+        })
+        .await?;
     }
 
     // Security group shared by the user's instances (ports live on per-instance groups).
@@ -192,40 +226,31 @@ pub async fn ensure(
     Ok(true)
 }
 
-/// Releases what this network object created (its UID tag), in dependency order: groups and
-/// subnets, then the VPC.
-pub async fn release(
-    net: &UserNetwork,
-    driver: &dyn CloudDriver,
-    region: &str,
-    tenant: &str,
-) -> Result<()> {
+/// Whether a found VPC may be adopted by the network of `namespace` with `uid`.
+fn adoptable(t: &Tags, namespace: &str, uid: &str) -> bool {
+    match t.get(tags::NAMESPACE) {
+        Some(ns) => ns == namespace,
+        None => t.get(tags::OBJECT_UID).map(String::as_str) == Some(uid),
+    }
+}
+
+/// Releases what this network object created, found by its UID tag alone (its namespace's
+/// tenant label may have changed since), in dependency order: groups and subnets, then the VPC.
+/// Succeeds only once a fresh look-up finds nothing of it left.
+pub async fn release(net: &UserNetwork, driver: &dyn CloudDriver, region: &str) -> Result<()> {
     let uid = net.uid().unwrap_or_default();
-    let ours = |t: &Tags| t.get(tags::OBJECT_UID).map(String::as_str) == Some(uid.as_str());
-    let key = network_tags(tenant, &net.spec.user_id);
-    for vpc in driver
-        .find_vpcs(region, &key)
-        .await?
-        .into_iter()
-        .filter(|v| ours(&v.tags))
-    {
-        for group in driver
-            .find_security_groups(region, &vpc.id, &key)
-            .await?
-            .into_iter()
-            .filter(|g| ours(&g.tags))
-        {
+    if uid.is_empty() {
+        return Err(Error::Waiting("the UserNetwork has no UID".into()));
+    }
+    let ours = tenancy::uid_tag(&uid);
+    for vpc in driver.find_vpcs(region, &ours).await? {
+        for group in driver.find_security_groups(region, &vpc.id, &ours).await? {
             driver
                 .delete_security_group(region, &group.id)
                 .await
                 .ignore_not_found()?;
         }
-        for subnet in driver
-            .find_subnets(region, &vpc.id, &key)
-            .await?
-            .into_iter()
-            .filter(|s| ours(&s.tags))
-        {
+        for subnet in driver.find_subnets(region, &vpc.id, &ours).await? {
             driver
                 .delete_subnet(region, &subnet.id)
                 .await
@@ -237,5 +262,41 @@ pub async fn release(
             .ignore_not_found()?;
         info!(vpc_id = %vpc.id, "network released");
     }
+    let left: Vec<String> = driver
+        .find_vpcs(region, &ours)
+        .await?
+        .into_iter()
+        .map(|v| v.id)
+        .collect();
+    if !left.is_empty() {
+        return Err(Error::Waiting(format!(
+            "VPC {} is not gone yet",
+            left.join(", ")
+        )));
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_namespaces_or_its_own_vpc_is_adopted() {
+        let t = |pairs: &[(&str, &str)]| -> Tags {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(adoptable(&t(&[(tags::NAMESPACE, "a")]), "a", "u1"));
+        assert!(!adoptable(&t(&[(tags::NAMESPACE, "b")]), "a", "u1"));
+        assert!(!adoptable(
+            &t(&[(tags::NAMESPACE, "b"), (tags::OBJECT_UID, "u1")]),
+            "a",
+            "u1"
+        ));
+        assert!(adoptable(&t(&[(tags::OBJECT_UID, "u1")]), "a", "u1"));
+        assert!(!adoptable(&t(&[(tags::OBJECT_UID, "u2")]), "a", "u1"));
+    }
 }

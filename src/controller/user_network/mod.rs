@@ -19,8 +19,7 @@ use super::tenancy::{self, TenancyError};
 use super::{jittered, mapping, network_name_of, plan};
 use crate::api::conditions;
 use crate::api::{
-    CloudProvider, DeletionPolicy, EcsInstance, Reason, SILENT_ANNOTATION, UserNetwork,
-    UserNetworkStatus,
+    CloudProvider, EcsInstance, Reason, SILENT_ANNOTATION, UserNetwork, UserNetworkStatus,
 };
 use crate::scheduler;
 
@@ -42,19 +41,61 @@ pub async fn reconcile(net: Arc<UserNetwork>, ctx: Arc<Context>) -> Result<Actio
 
 /// Names of the EcsInstances (in the network's namespace) that use it.
 fn users_of(net: &UserNetwork, ctx: &Context) -> Vec<String> {
-    let namespace = net.namespace();
-    let name = net.name_any();
-    let mut users: Vec<String> = ctx
-        .instances
-        .state()
+    let mut users: Vec<String> = instances_of(net, ctx)
         .iter()
-        .filter(|i| {
-            i.namespace() == namespace && network_name_of(i).as_deref() == Some(name.as_str())
-        })
         .map(|i| i.name_any())
         .collect();
     users.sort();
     users
+}
+
+/// The instances (cached, in the network's namespace) using the network.
+fn instances_of(net: &UserNetwork, ctx: &Context) -> Vec<Arc<EcsInstance>> {
+    let namespace = net.namespace();
+    let name = net.name_any();
+    ctx.instances
+        .state()
+        .into_iter()
+        .filter(|i| {
+            i.namespace() == namespace && network_name_of(i).as_deref() == Some(name.as_str())
+        })
+        .collect()
+}
+
+/// The zones besides its own that the network's instances need a subnet in (an instance
+/// records its zone in status once resolved).
+fn extra_zones_of(net: &UserNetwork, ctx: &Context, own: &str) -> Vec<String> {
+    let zones: Vec<String> = instances_of(net, ctx)
+        .iter()
+        .filter_map(|i| {
+            i.status
+                .as_ref()
+                .and_then(|s| s.zone.clone())
+                .or_else(|| i.spec.zone.clone())
+        })
+        .collect();
+    plan::extra_zones(own, zones.iter().map(String::as_str))
+}
+
+/// Names of the EcsInstances placed in the network (see [`plan::placed_in`]), asked of the
+/// API server rather than the cache before anything is released: an instance may have been
+/// placed a moment ago.
+async fn placed_per_api_server(net: &UserNetwork, ctx: &Context) -> Result<Vec<String>> {
+    let name = net.name_any();
+    let api: Api<EcsInstance> =
+        Api::namespaced(ctx.client.clone(), &net.namespace().unwrap_or_default());
+    let mut placed: Vec<String> = api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter(|i| {
+            network_name_of(i).as_deref() == Some(name.as_str()) && plan::placed_in(i, &name)
+        })
+        .map(|i| i.name_any())
+        .collect();
+    placed.sort();
+    Ok(placed)
 }
 
 /// Whether an EcsInstance uses the network, asked of the API server rather than the cache: right
@@ -120,10 +161,18 @@ async fn apply(net: &UserNetwork, ctx: &Context) -> Result<Action> {
     progress.status.used_by = users;
     progress.status.observed_generation = net.metadata.generation;
 
-    // Converged and checked recently: only the list of users may have changed.
+    // Converged and checked recently: only the list of users may have changed (unless one of
+    // them needs a subnet in a zone the network has none in yet).
     let uid = net.uid().unwrap_or_default();
     let observed = net.status.as_ref().and_then(|s| s.observed_generation);
+    let own_zone = net.status.as_ref().and_then(|s| s.zone.clone());
+    let zones_served = own_zone.as_ref().is_some_and(|own| {
+        extra_zones_of(net, ctx, own)
+            .iter()
+            .all(|z| progress.status.v_switch_ids.contains_key(z))
+    });
     if observed == net.metadata.generation
+        && zones_served
         && let Some(remaining) = ctx.verified_recently(&uid, net.metadata.generation)
     {
         progress.save(&sink).await?;
@@ -149,7 +198,12 @@ async fn apply(net: &UserNetwork, ctx: &Context) -> Result<Action> {
         free_cidr: needs_cidr.then(|| choose_cidr(net, ctx, &tenant)).flatten(),
         tenant,
         region: placement.region,
-        zone: placement.zone,
+        extra_zones: extra_zones_of(
+            net,
+            ctx,
+            progress.status.zone.as_deref().unwrap_or(&placement.zone),
+        ),
+        zone: progress.status.zone.clone().unwrap_or(placement.zone),
         profile,
     };
 
@@ -246,25 +300,80 @@ async fn refuse(
 }
 
 async fn cleanup(net: &UserNetwork, ctx: &Context) -> Result<Action> {
-    let users = users_of(net, ctx);
-    if !users.is_empty() {
-        let sink = ObjectSink::new(net, ctx, net.status.clone());
-        let mut progress = Progress::new(net.status.clone().unwrap_or_default());
-        let message = format!("in use by EcsInstances: {}", users.join(", "));
-        progress.status.used_by = users;
-        progress.step(conditions::READY, false, Reason::InUse, message.clone());
-        conclude(net, &sink, progress, None).await?;
-        return Err(Error::Waiting(message));
+    let name = net.name_any();
+    // Only instances placed in the network hold its deletion up: one that arrived while it was
+    // being deleted waits for it to go and then gets a new one.
+    let mut placed: Vec<String> = instances_of(net, ctx)
+        .iter()
+        .filter(|i| plan::placed_in(i, &name))
+        .map(|i| i.name_any())
+        .collect();
+    placed.sort();
+    let mut decision = plan::network_cleanup(placed, net.spec.reclaim_policy, net.status.as_ref());
+    if decision == plan::NetworkCleanup::Release {
+        let fresh = placed_per_api_server(net, ctx).await?;
+        if !fresh.is_empty() {
+            decision = plan::NetworkCleanup::InUse(fresh);
+        }
     }
-    if net.spec.reclaim_policy == DeletionPolicy::Orphan {
-        info!("reclaim policy Orphan: leaving cloud network resources in place");
-        return Ok(Action::await_change());
+    match decision {
+        plan::NetworkCleanup::InUse(users) => {
+            let sink = ObjectSink::new(net, ctx, net.status.clone());
+            let mut progress = Progress::new(net.status.clone().unwrap_or_default());
+            let message = format!("in use by EcsInstances: {}", users.join(", "));
+            progress.status.used_by = users;
+            progress.step(conditions::READY, false, Reason::InUse, message.clone());
+            conclude(net, &sink, progress, None).await?;
+            Err(Error::Waiting(message))
+        }
+        plan::NetworkCleanup::Orphan => {
+            info!("reclaim policy Orphan: leaving cloud network resources in place");
+            Ok(Action::await_change())
+        }
+        plan::NetworkCleanup::NothingCreated => Ok(Action::await_change()),
+        plan::NetworkCleanup::Release => match release_checked(net, ctx).await {
+            Ok(()) => Ok(Action::await_change()),
+            Err((reason, e)) => {
+                // The finalizer stays until the cloud confirms; say why on the object.
+                let sink = ObjectSink::new(net, ctx, net.status.clone());
+                let mut progress = Progress::new(net.status.clone().unwrap_or_default());
+                progress.status.used_by = Vec::new();
+                progress.step(conditions::READY, false, reason, e.to_string());
+                conclude(net, &sink, progress, None).await?;
+                Err(e)
+            }
+        },
     }
-    let Ok((tenant, provider, placement)) = resolve_static(net, ctx) else {
-        // Never provisioned (refused input) or the provider is gone: nothing we can release.
-        return Ok(Action::await_change());
-    };
-    let driver = ctx.drivers.driver(&provider).await?;
-    release(net, driver.as_ref(), &placement.region, &tenant).await?;
-    Ok(Action::await_change())
+}
+
+/// Releases the network on its provider's cloud: its region is in the spec and its resources
+/// carry its UID, so neither the namespace's tenant nor the provider's catalog is needed. An
+/// unknown provider (cache still filling, or deleted) is waited for, never taken for success.
+async fn release_checked(
+    net: &UserNetwork,
+    ctx: &Context,
+) -> std::result::Result<(), (Reason, Error)> {
+    let code = &net.spec.provider;
+    let provider = ctx.provider_by_code(code).ok_or_else(|| {
+        (
+            Reason::ReleasePending,
+            Error::Waiting(format!(
+                "CloudProvider {code:?} is not known; waiting for it to release the network"
+            )),
+        )
+    })?;
+    let driver = ctx
+        .drivers
+        .driver(&provider)
+        .await
+        .map_err(|e| (Reason::ReleasePending, e))?;
+    release(net, driver.as_ref(), &net.spec.region)
+        .await
+        .map_err(|e| {
+            let reason = match &e {
+                Error::Cloud(c) => c.class.into(),
+                _ => Reason::ReleasePending,
+            };
+            (reason, e)
+        })
 }
