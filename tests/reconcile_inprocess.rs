@@ -1154,3 +1154,42 @@ async fn a_failed_tag_update_shows_in_the_conditions() {
         Some("blue")
     );
 }
+
+/// A new EIP the cloud does not list yet (read lag) is waited for, not replaced: replacing it
+/// under a new token made a second EIP for the same object (seen by the chaos test).
+#[tokio::test]
+async fn a_new_eip_hidden_by_read_lag_is_not_allocated_twice() {
+    let mut world = World::new();
+    let mut inst = vm("lagged");
+    // The network and the instance first (this harness ensures the network in one go), then
+    // the lag for everything created after: the EIP.
+    world.pass(&mut inst).await;
+    assert_eq!(count(&world, "eips"), 0);
+    let state = world.plugin.state().clone();
+    let mut faults = state.faults();
+    faults.read_lag_ms = 300;
+    state.set_faults(faults);
+    let mut passes = 0;
+    while passes < 60 {
+        passes += 1;
+        if world.pass(&mut inst).await.requeue == Some(Requeue::Resync) {
+            break;
+        }
+        assert!(
+            count(&world, "eips") <= 1,
+            "a second EIP after {passes} passes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(condition(&inst, conditions::READY), ("True", "Ready"));
+    assert_eq!(count(&world, "eips"), 1);
+    assert_eq!(world.plugin.calls().count("allocate_eip"), 1);
+    assert!(
+        world
+            .events
+            .iter()
+            .all(|e| e.reason != Reason::PublicIpLost),
+        "{:#?}",
+        world.events
+    );
+}

@@ -298,6 +298,10 @@ pub struct EcsInstanceStatus {
     pub public_ip: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eip_allocation_id: Option<String>,
+    /// When the operator learned `eipAllocationId` (RFC 3339). A new EIP the cloud does not
+    /// list yet (read lag) counts as lost only after a grace period from this moment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eip_allocation_id_learned_at: Option<String>,
     /// The network the instance runs in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkStatusRef>,

@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
+use jiff::Timestamp;
+
 use tracing::{info, warn};
 
 use super::super::error::Result;
-use super::super::plan::{self, EipStep, Ownership};
+use super::super::plan::{self, EipStep, Ownership, Unseen};
 use super::super::status::Progress;
 use super::super::token;
 use super::Run;
@@ -16,6 +18,13 @@ use mce_cloud::{AllocateEip, EipFilter, IgnoreNotFound, Instance};
 
 /// Steps taken in one pass at most; the rest waits for the next look.
 const MAX_EIP_STEPS: usize = 4;
+
+/// Records a newly learned allocation id and when it was learned: the grace for an EIP the
+/// cloud does not list yet runs from this moment.
+fn learned(status: &mut EcsInstanceStatus, allocation_id: &str) {
+    status.eip_allocation_id = Some(allocation_id.to_string());
+    status.eip_allocation_id_learned_at = Some(Timestamp::now().to_string());
+}
 
 impl Run<'_> {
     /// Converges the EIP. Returns when to look again (None: done).
@@ -46,6 +55,28 @@ impl Run<'_> {
                 }
             }
             if eip.is_none() {
+                // A new EIP may simply not be listed yet (read lag): it is lost only once it
+                // had been bound, or after the grace since its id was learned. Replacing it
+                // earlier would allocate a second EIP under a new token.
+                let learned_at = progress
+                    .status
+                    .eip_allocation_id_learned_at
+                    .as_deref()
+                    .and_then(|t| t.parse().ok());
+                let public_ip_ready = self
+                    .inst
+                    .status
+                    .as_ref()
+                    .and_then(|s| conditions::find(&s.conditions, conditions::PUBLIC_IP_READY));
+                if plan::unseen(public_ip_ready, learned_at, Timestamp::now()) == Unseen::Starting {
+                    progress.step(
+                        conditions::PUBLIC_IP_READY,
+                        false,
+                        Reason::Binding,
+                        format!("EIP {id} is not visible yet"),
+                    );
+                    return Ok(Some(plan::SHORT_REQUEUE));
+                }
                 self.sinks
                     .events
                     .publish(
@@ -56,6 +87,7 @@ impl Run<'_> {
                     )
                     .await;
                 progress.status.eip_allocation_id = None;
+                progress.status.eip_allocation_id_learned_at = None;
                 progress.status.public_ip = None;
                 progress.status.eip_client_token = None;
             }
@@ -107,7 +139,7 @@ impl Run<'_> {
                         .await?;
                     info!(allocation_id = %allocated.allocation_id, "EIP allocated");
                     allocated_now = true;
-                    progress.status.eip_allocation_id = Some(allocated.allocation_id.clone());
+                    learned(&mut progress.status, &allocated.allocation_id);
                     self.persist(progress).await?;
                     eip = Some(allocated);
                 }
@@ -115,11 +147,17 @@ impl Run<'_> {
                     self.driver
                         .associate_eip(&region, &id, &instance.id)
                         .await?;
-                    eip = self.describe_eip(&region, &id).await?;
+                    match self.describe_eip(&region, &id).await? {
+                        Some(found) => eip = Some(found),
+                        None => break,
+                    }
                 }
                 EipStep::SetBandwidth(id, mbps) => {
                     self.driver.modify_eip_bandwidth(&region, &id, mbps).await?;
-                    eip = self.describe_eip(&region, &id).await?;
+                    match self.describe_eip(&region, &id).await? {
+                        Some(found) => eip = Some(found),
+                        None => break,
+                    }
                 }
                 EipStep::Disassociate(id) => {
                     let attached_to = eip
@@ -129,7 +167,10 @@ impl Run<'_> {
                     self.driver
                         .disassociate_eip(&region, &id, &attached_to)
                         .await?;
-                    eip = self.describe_eip(&region, &id).await?;
+                    match self.describe_eip(&region, &id).await? {
+                        Some(found) => eip = Some(found),
+                        None => break,
+                    }
                 }
                 EipStep::Release(id) => {
                     self.driver
@@ -142,7 +183,16 @@ impl Run<'_> {
                 }
             }
         }
-        progress.status.eip_allocation_id = eip.as_ref().map(|e| e.allocation_id.clone());
+        match &eip {
+            Some(e) if progress.status.eip_allocation_id.as_ref() != Some(&e.allocation_id) => {
+                learned(&mut progress.status, &e.allocation_id);
+            }
+            Some(_) => {}
+            None => {
+                progress.status.eip_allocation_id = None;
+                progress.status.eip_allocation_id_learned_at = None;
+            }
+        }
         progress.status.public_ip = plan::public_ip(eip.as_ref(), instance);
         let ready =
             plan::public_ip_ready(wanted.map(|p| p.bandwidth_mbps), eip.as_ref(), &instance.id);

@@ -163,7 +163,7 @@ impl Run<'_> {
                 .status
                 .as_ref()
                 .and_then(|s| conditions::find(&s.conditions, conditions::INSTANCE_READY));
-            if plan::unseen_instance(instance_ready, learned_at, now) == Unseen::Starting {
+            if plan::unseen(instance_ready, learned_at, now) == Unseen::Starting {
                 progress.step(
                     conditions::INSTANCE_READY,
                     false,

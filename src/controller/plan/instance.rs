@@ -75,12 +75,14 @@ pub enum Unseen {
     Lost,
 }
 
-/// Decides from the `InstanceReady` condition the object carried and the moment the id was
-/// learned: lost once it had been seen running, or once it stayed invisible longer than
-/// [`VISIBILITY_GRACE`] since its id was learned. (The condition's own transition time can be
-/// old: it stayed False through stock or quota retries before the create.) A status written
-/// before that moment was recorded falls back to the condition's transition time.
-pub fn unseen_instance(
+/// Whether a resource whose id is in status (an instance, an EIP) but which the cloud does not
+/// list is lost or merely not visible yet (read lag). Decided from its step condition (e.g.
+/// `InstanceReady`, `PublicIpReady`) and the moment the id was learned: lost once the resource
+/// had been seen ready, or once it stayed invisible longer than [`VISIBILITY_GRACE`] since its
+/// id was learned. (The condition's own transition time can be old: it stayed False through
+/// stock or quota retries before the create.) A status written before that moment was
+/// recorded falls back to the condition's transition time.
+pub fn unseen(
     instance_ready: Option<&Condition>,
     learned_at: Option<Timestamp>,
     now: Timestamp,
@@ -211,26 +213,23 @@ mod tests {
             last_transition_time: Time(now - SignedDuration::from_mins(minutes_ago)),
         };
         let ago = |minutes| Some(now - SignedDuration::from_mins(minutes));
-        assert_eq!(unseen_instance(None, None, now), Unseen::Starting);
+        assert_eq!(unseen(None, None, now), Unseen::Starting);
         assert_eq!(
-            unseen_instance(Some(&condition("False", 1)), None, now),
+            unseen(Some(&condition("False", 1)), None, now),
             Unseen::Starting
         );
         assert_eq!(
-            unseen_instance(Some(&condition("False", 6)), None, now),
+            unseen(Some(&condition("False", 6)), None, now),
             Unseen::Lost
         );
-        assert_eq!(
-            unseen_instance(Some(&condition("True", 0)), None, now),
-            Unseen::Lost
-        );
+        assert_eq!(unseen(Some(&condition("True", 0)), None, now), Unseen::Lost);
         // The grace runs from when the id was learned, not from the condition's last flip.
         assert_eq!(
-            unseen_instance(Some(&condition("False", 60)), ago(1), now),
+            unseen(Some(&condition("False", 60)), ago(1), now),
             Unseen::Starting
         );
         assert_eq!(
-            unseen_instance(Some(&condition("False", 60)), ago(6), now),
+            unseen(Some(&condition("False", 60)), ago(6), now),
             Unseen::Lost
         );
         assert!(within_grace(ago(1), now));

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 pub use instance::{
     CAPACITY_REQUEUE, InstanceState, SLOW_REQUEUE, StepFailure, Unseen, VISIBILITY_GRACE,
-    backoff_for, failure_reason, instance_state, needs_new_token, step_failure, unseen_instance,
+    backoff_for, failure_reason, instance_state, needs_new_token, step_failure, unseen,
     within_grace,
 };
 pub use live::{
