@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::RngCore;
-use reqwest::Url;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
@@ -16,10 +15,10 @@ use super::params::Params;
 use super::sign::{Acs3Request, EMPTY_BODY_SHA256, percent_encode, sha256_hex};
 use mce_cloud::ratelimit::{RateLimit, RegionLimiter};
 use mce_cloud::retry::RetryPolicy;
+use mce_cloud::transport::{ConfigError, Endpoint, TransportStats, scrub};
 use mce_cloud::{CloudError, CloudResult, Credentials, ErrorClass};
 
 pub const PROVIDER: &str = "ALIYUN";
-const REDACTED: &str = "<redacted>";
 
 /// The two Alibaba Cloud services the driver talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,80 +45,11 @@ impl Service {
     }
 }
 
-/// Errors in the driver's configuration.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("invalid endpoint override {endpoint:?}: {reason}")]
-    InvalidEndpoint { endpoint: String, reason: String },
-    #[error("cannot build the HTTP client: {0}")]
-    HttpClient(String),
-}
-
-/// Where requests go: scheme and authority (`host[:port]`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    pub scheme: String,
-    pub authority: String,
-}
-
-impl Endpoint {
-    /// Parses `host[:port]` (https) or `http(s)://host[:port][/]`.
-    pub fn parse(endpoint: &str) -> Result<Self, ConfigError> {
-        let invalid = |reason: &str| ConfigError::InvalidEndpoint {
-            endpoint: endpoint.to_string(),
-            reason: reason.to_string(),
-        };
-        let trimmed = endpoint.trim();
-        let with_scheme = if trimmed.contains("://") {
-            trimmed.to_string()
-        } else {
-            format!("https://{trimmed}")
-        };
-        let url = Url::parse(&with_scheme).map_err(|e| invalid(&e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid("scheme must be http or https"));
-        }
-        if url.path() != "/" || url.query().is_some() || !url.username().is_empty() {
-            return Err(invalid("only scheme, host and port are allowed"));
-        }
-        let host = url.host_str().ok_or_else(|| invalid("no host"))?;
-        let authority = match url.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_string(),
-        };
-        Ok(Self {
-            scheme: url.scheme().to_string(),
-            authority,
-        })
+impl Service {
+    /// The regional public endpoint of the service.
+    pub fn regional_endpoint(self, region: &str) -> Endpoint {
+        Endpoint::https(format!("{}.{region}.aliyuncs.com", self.host_prefix()))
     }
-
-    /// The regional public endpoint of a service.
-    pub fn regional(service: Service, region: &str) -> Self {
-        Self {
-            scheme: "https".to_string(),
-            authority: format!("{}.{region}.aliyuncs.com", service.host_prefix()),
-        }
-    }
-}
-
-/// Counters of the transport, for tests and metrics.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TransportStats {
-    /// HTTP requests sent (every attempt).
-    pub attempts: u64,
-    /// Attempts that were retries.
-    pub retries: u64,
-}
-
-/// Replaces every secret value in `text`.
-pub fn scrub(text: &str, secrets: &[&str]) -> String {
-    let mut out = text.to_string();
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        if out.contains(secret) {
-            out = out.replace(secret, REDACTED);
-        }
-    }
-    out
 }
 
 /// The `x-acs-date` format: `yyyy-MM-ddTHH:mm:ssZ`, UTC.
@@ -189,7 +119,7 @@ impl RpcClient {
     fn endpoint(&self, service: Service, region: &str) -> Endpoint {
         self.endpoint_override
             .clone()
-            .unwrap_or_else(|| Endpoint::regional(service, region))
+            .unwrap_or_else(|| service.regional_endpoint(region))
     }
 
     /// Calls `action` and parses the JSON response. `RegionId` is added when absent.
@@ -447,7 +377,7 @@ mod tests {
         assert!(Endpoint::parse("ftp://x").is_err());
         assert!(Endpoint::parse("http://x/path").is_err());
         assert_eq!(
-            Endpoint::regional(Service::Vpc, "cn-hangzhou").authority,
+            Service::Vpc.regional_endpoint("cn-hangzhou").authority,
             "vpc.cn-hangzhou.aliyuncs.com"
         );
     }
@@ -517,7 +447,7 @@ mod tests {
                 move |method: Method, uri: Uri, headers: HeaderMap, body: axum::body::Bytes| {
                     let mock = Arc::clone(&mock);
                     async move {
-                        let url = Url::parse(&format!("http://x{uri}")).unwrap();
+                        let url = reqwest::Url::parse(&format!("http://x{uri}")).unwrap();
                         let query: Vec<(String, String)> = url
                             .query_pairs()
                             .map(|(k, v)| (k.into(), v.into()))
@@ -635,11 +565,12 @@ mod tests {
                 assert!(*valid, "signature over the body");
                 assert!(query.is_empty(), "{query:?}");
                 assert_eq!(headers["content-type"], "application/x-www-form-urlencoded");
-                let form: Vec<(String, String)> = Url::parse(&format!("http://x/?{}", m.bodies[0]))
-                    .unwrap()
-                    .query_pairs()
-                    .map(|(k, v)| (k.into(), v.into()))
-                    .collect();
+                let form: Vec<(String, String)> =
+                    reqwest::Url::parse(&format!("http://x/?{}", m.bodies[0]))
+                        .unwrap()
+                        .query_pairs()
+                        .map(|(k, v)| (k.into(), v.into()))
+                        .collect();
                 assert!(form.contains(&("Password".to_string(), "Pa55 w0rd&=!".to_string())));
                 assert!(form.contains(&("RegionId".to_string(), "cn-x".to_string())));
             }

@@ -8,9 +8,10 @@ use mce_cloud::{
     PriceQuery, RunInstance, SecurityGroup, Subnet, Tags, Vpc,
 };
 
-use crate::client::{ConfigError, PROVIDER, RpcClient, TransportStats};
+use crate::client::{PROVIDER, RpcClient};
 use crate::wire::*;
 use crate::*;
+use mce_cloud::transport::{ConfigError, TransportStats};
 
 /// The Alibaba Cloud driver for one account.
 pub struct AliyunDriver {

@@ -16,8 +16,9 @@ mod wire;
 
 use std::time::Duration;
 
-pub use client::{ConfigError, Endpoint, Service, TransportStats};
+pub use client::Service;
 pub use driver::AliyunDriver;
+pub use mce_cloud::transport::{ConfigError, Endpoint, TransportStats};
 pub use mce_cloud::{RateLimit, RetryPolicy};
 pub use params::Params;
 pub use profile::{AliyunPlugin, PROFILE};

@@ -190,14 +190,7 @@ pub fn rpc_v2_signature<'a>(
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// Constant-time comparison of two signatures.
-pub fn signatures_equal(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
+pub use mce_cloud::transport::signatures_equal;
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use reqwest::Url;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -15,12 +14,12 @@ use crate::errors::classify;
 use crate::sign::{Tc3Request, scope_date};
 use mce_cloud::ratelimit::{RateLimit, RegionLimiter};
 use mce_cloud::retry::RetryPolicy;
+use mce_cloud::transport::{ConfigError, Endpoint, TransportStats, scrub};
 use mce_cloud::{CloudError, CloudResult, Credentials, ErrorClass};
 
 pub const PROVIDER: &str = "TENCENT";
 /// Exactly what the official SDK sends (and the emulator checks): no charset.
 pub const CONTENT_TYPE: &str = "application/json";
-const REDACTED: &str = "<redacted>";
 
 /// The Tencent Cloud services the driver talks to; the name is the credential-scope service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,81 +52,12 @@ impl Service {
     }
 }
 
-/// Errors in the driver's configuration.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("invalid endpoint override {endpoint:?}: {reason}")]
-    InvalidEndpoint { endpoint: String, reason: String },
-    #[error("cannot build the HTTP client: {0}")]
-    HttpClient(String),
-}
-
-/// Where requests go: scheme and authority (`host[:port]`, also the signed `Host`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Endpoint {
-    pub scheme: String,
-    pub authority: String,
-}
-
-impl Endpoint {
-    /// Parses `host[:port]` (https) or `http(s)://host[:port][/]`.
-    pub fn parse(endpoint: &str) -> Result<Self, ConfigError> {
-        let invalid = |reason: &str| ConfigError::InvalidEndpoint {
-            endpoint: endpoint.to_string(),
-            reason: reason.to_string(),
-        };
-        let trimmed = endpoint.trim();
-        let with_scheme = if trimmed.contains("://") {
-            trimmed.to_string()
-        } else {
-            format!("https://{trimmed}")
-        };
-        let url = Url::parse(&with_scheme).map_err(|e| invalid(&e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(invalid("scheme must be http or https"));
-        }
-        if url.path() != "/" || url.query().is_some() || !url.username().is_empty() {
-            return Err(invalid("only scheme, host and port are allowed"));
-        }
-        let host = url.host_str().ok_or_else(|| invalid("no host"))?;
-        let authority = match url.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_string(),
-        };
-        Ok(Self {
-            scheme: url.scheme().to_string(),
-            authority,
-        })
-    }
-
-    /// The public endpoint of a service (`cvm.tencentcloudapi.com`); the region travels in
+impl Service {
+    /// The public endpoint of the service (`cvm.tencentcloudapi.com`); the region travels in
     /// `X-TC-Region`, so one host serves every region.
-    pub fn public(service: Service) -> Self {
-        Self {
-            scheme: "https".to_string(),
-            authority: format!("{}.tencentcloudapi.com", service.name()),
-        }
+    pub fn public_endpoint(self) -> Endpoint {
+        Endpoint::https(format!("{}.tencentcloudapi.com", self.name()))
     }
-}
-
-/// Counters of the transport, for tests and metrics.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TransportStats {
-    /// HTTP requests sent (every attempt).
-    pub attempts: u64,
-    /// Attempts that were retries.
-    pub retries: u64,
-}
-
-/// Replaces every secret value in `text`.
-pub fn scrub(text: &str, secrets: &[&str]) -> String {
-    let mut out = text.to_string();
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        if out.contains(secret) {
-            out = out.replace(secret, REDACTED);
-        }
-    }
-    out
 }
 
 /// String values of `Password` fields anywhere in a request body: never echoed in errors.
@@ -212,7 +142,7 @@ impl ApiClient {
     fn endpoint(&self, service: Service) -> Endpoint {
         self.endpoint_override
             .clone()
-            .unwrap_or_else(|| Endpoint::public(service))
+            .unwrap_or_else(|| service.public_endpoint())
     }
 
     /// Calls `action` with a JSON body and parses `Response` into `T`.
@@ -454,7 +384,7 @@ mod tests {
         assert!(Endpoint::parse("ftp://x").is_err());
         assert!(Endpoint::parse("http://x/path").is_err());
         assert_eq!(
-            Endpoint::public(Service::Tag).authority,
+            Service::Tag.public_endpoint().authority,
             "tag.tencentcloudapi.com"
         );
         assert_eq!(Service::Vpc.version(), "2017-03-12");

@@ -14,9 +14,10 @@ use mce_cloud::{
     RunInstance, SecurityGroup, Subnet, Tags, Vpc,
 };
 
-use crate::client::{ApiClient, ConfigError, PROVIDER, Service, TransportStats};
+use crate::client::{ApiClient, PROVIDER, Service};
 use crate::wire::*;
 use crate::{MAX_PAGES, PAGE_SIZE, TencentConfig, errors, model};
+use mce_cloud::transport::{ConfigError, TransportStats};
 
 /// The Tencent Cloud driver for one account.
 pub struct TencentDriver {

@@ -133,14 +133,7 @@ pub fn parse_tc3_authorization(value: &str) -> Option<Tc3Authorization> {
     })
 }
 
-/// Constant-time comparison of two hex signatures.
-pub fn signatures_equal(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
+pub use mce_cloud::transport::signatures_equal;
 
 #[cfg(test)]
 mod tests {

@@ -14,6 +14,7 @@ pub mod observe;
 pub mod profile;
 pub mod ratelimit;
 pub mod retry;
+pub mod transport;
 
 use std::collections::BTreeMap;
 use std::fmt;
