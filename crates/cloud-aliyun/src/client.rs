@@ -2,7 +2,6 @@
 //! with the parameters as a form body), ACS3-HMAC-SHA256 signed, retried with backoff on
 //! throttling and transient failures, rate limited per region.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::RngCore;
@@ -13,10 +12,12 @@ use super::errors::classify;
 use super::model::ErrorBody;
 use super::params::Params;
 use super::sign::{Acs3Request, EMPTY_BODY_SHA256, percent_encode, sha256_hex};
-use mce_cloud::ratelimit::{RateLimit, RegionLimiter};
+use mce_cloud::ratelimit::RateLimit;
 use mce_cloud::retry::RetryPolicy;
-use mce_cloud::transport::{ConfigError, Endpoint, TransportStats, scrub};
-use mce_cloud::{CloudError, CloudResult, Credentials, ErrorClass};
+use mce_cloud::transport::{
+    ConfigError, Endpoint, Retrying, TransportStats, invalid_response, scrub, transport_error,
+};
+use mce_cloud::{CloudError, CloudResult, Credentials};
 
 pub const PROVIDER: &str = "ALIYUN";
 
@@ -77,10 +78,7 @@ pub struct RpcClient {
     http: reqwest::Client,
     credentials: Credentials,
     endpoint_override: Option<Endpoint>,
-    retry: RetryPolicy,
-    limiter: RegionLimiter,
-    attempts: AtomicU64,
-    retries: AtomicU64,
+    transport: Retrying,
 }
 
 impl RpcClient {
@@ -102,18 +100,12 @@ impl RpcClient {
             http,
             credentials,
             endpoint_override,
-            retry,
-            limiter: RegionLimiter::new(rate_limit),
-            attempts: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
+            transport: Retrying::new(PROVIDER, retry, rate_limit),
         })
     }
 
     pub fn stats(&self) -> TransportStats {
-        TransportStats {
-            attempts: self.attempts.load(Ordering::Relaxed),
-            retries: self.retries.load(Ordering::Relaxed),
-        }
+        self.transport.stats()
     }
 
     fn endpoint(&self, service: Service, region: &str) -> Endpoint {
@@ -151,62 +143,25 @@ impl RpcClient {
     ) -> CloudResult<T> {
         params.set_if_absent("RegionId", region);
         let endpoint = self.endpoint(service, region);
-        let mut attempt: u32 = 1;
-        loop {
-            self.limiter.acquire(region).await;
-            self.attempts.fetch_add(1, Ordering::Relaxed);
-            tracing::Span::current().record("attempt", attempt);
-            let started = std::time::Instant::now();
-            let result = self.send_once(service, &endpoint, action, &params).await;
-            let outcome = match &result {
-                Ok(_) => "success",
-                Err(e) => e.class.reason(),
-            };
-            mce_cloud::observe::record_call(PROVIDER, action, outcome, started.elapsed());
-            match result {
-                Ok((body, request_id)) => {
-                    tracing::Span::current().record("request_id", request_id.as_str());
-                    tracing::debug!(attempt, request_id = %request_id, "aliyun call succeeded");
-                    return serde_json::from_str::<T>(&body).map_err(|e| {
-                        let mut err = CloudError::new(
-                            ErrorClass::Transient,
-                            PROVIDER,
-                            action,
-                            "InvalidResponse",
-                            self.scrub(&format!("cannot parse the response: {e}"), &params),
-                        );
-                        err.request_id = (!request_id.is_empty()).then_some(request_id);
-                        err
-                    });
-                }
-                Err(err) => {
-                    let request_id = err.request_id.as_deref().unwrap_or("");
-                    if self.retry.should_retry(err.class, attempt) {
-                        let delay = self.retry.backoff(attempt);
-                        tracing::warn!(
-                            attempt,
-                            request_id,
-                            code = %err.code,
-                            class = %err.class,
-                            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                            "aliyun call failed, retrying"
-                        );
-                        tokio::time::sleep(delay).await;
-                        attempt += 1;
-                        self.retries.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    tracing::info!(attempt, request_id, code = %err.code, class = %err.class, "aliyun call failed");
-                    return Err(err);
-                }
-            }
-        }
+        let (body, request_id) = self
+            .transport
+            .call(region, action, || {
+                self.send_once(service, &endpoint, action, &params)
+            })
+            .await?;
+        serde_json::from_str::<T>(&body)
+            .map_err(|e| invalid_response(PROVIDER, action, request_id, &e, &self.secrets(&params)))
+    }
+
+    /// Every secret a message about this call must not contain.
+    fn secrets<'a>(&'a self, params: &'a Params) -> Vec<&'a str> {
+        let mut secrets = params.secret_values();
+        secrets.push(self.credentials.access_key_secret.expose());
+        secrets
     }
 
     fn scrub(&self, text: &str, params: &Params) -> String {
-        let mut secrets = params.secret_values();
-        secrets.push(self.credentials.access_key_secret.expose());
-        scrub(text, &secrets)
+        scrub(text, &self.secrets(params))
     }
 
     fn transport_error(&self, action: &str, err: reqwest::Error, params: &Params) -> CloudError {
@@ -217,21 +172,9 @@ impl RpcClient {
         } else {
             "Transport"
         };
+        // Without the URL: it carries the parameters (and says nothing to the user).
         let err = err.without_url();
-        let mut message = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(s) = source {
-            message.push_str(": ");
-            message.push_str(&s.to_string());
-            source = s.source();
-        }
-        CloudError::new(
-            ErrorClass::Transient,
-            PROVIDER,
-            action,
-            code,
-            self.scrub(&message, params),
-        )
+        transport_error(PROVIDER, action, code, &err, &self.secrets(params))
     }
 
     /// One signed attempt (fresh date and nonce). Returns the body and request id on 2xx.
@@ -610,7 +553,7 @@ mod tests {
                 )
                 .await
                 .unwrap_err();
-            assert_eq!(err.class, ErrorClass::InvalidParameter);
+            assert_eq!(err.class, mce_cloud::ErrorClass::InvalidParameter);
             assert_eq!(err.request_id.as_deref(), Some("r9"));
             assert_eq!(err.http_status, Some(400));
             let text = err.to_string();
@@ -639,7 +582,7 @@ mod tests {
                 )
                 .await
                 .unwrap_err();
-            assert_eq!(err.class, ErrorClass::Transient);
+            assert_eq!(err.class, mce_cloud::ErrorClass::Transient);
             assert_eq!(c.stats().attempts, 4);
             let text = err.to_string();
             assert!(

@@ -2,7 +2,6 @@
 //! retried with backoff on throttling and transient failures (a fresh timestamp and signature
 //! per attempt), rate limited per region.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -12,9 +11,11 @@ use tracing::Instrument;
 
 use crate::errors::classify;
 use crate::sign::{Tc3Request, scope_date};
-use mce_cloud::ratelimit::{RateLimit, RegionLimiter};
+use mce_cloud::ratelimit::RateLimit;
 use mce_cloud::retry::RetryPolicy;
-use mce_cloud::transport::{ConfigError, Endpoint, TransportStats, scrub};
+use mce_cloud::transport::{
+    ConfigError, Endpoint, Retrying, TransportStats, invalid_response, scrub, transport_error,
+};
 use mce_cloud::{CloudError, CloudResult, Credentials, ErrorClass};
 
 pub const PROVIDER: &str = "TENCENT";
@@ -100,10 +101,7 @@ pub struct ApiClient {
     http: reqwest::Client,
     credentials: Credentials,
     endpoint_override: Option<Endpoint>,
-    retry: RetryPolicy,
-    limiter: RegionLimiter,
-    attempts: AtomicU64,
-    retries: AtomicU64,
+    transport: Retrying,
 }
 
 impl ApiClient {
@@ -125,18 +123,12 @@ impl ApiClient {
             http,
             credentials,
             endpoint_override,
-            retry,
-            limiter: RegionLimiter::new(rate_limit),
-            attempts: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
+            transport: Retrying::new(PROVIDER, retry, rate_limit),
         })
     }
 
     pub fn stats(&self) -> TransportStats {
-        TransportStats {
-            attempts: self.attempts.load(Ordering::Relaxed),
-            retries: self.retries.load(Ordering::Relaxed),
-        }
+        self.transport.stats()
     }
 
     fn endpoint(&self, service: Service) -> Endpoint {
@@ -183,64 +175,26 @@ impl ApiClient {
                 format!("cannot serialise the request: {e}"),
             )
         })?;
-        let mut attempt: u32 = 1;
-        loop {
-            self.limiter.acquire(region).await;
-            self.attempts.fetch_add(1, Ordering::Relaxed);
-            tracing::Span::current().record("attempt", attempt);
-            let started = std::time::Instant::now();
-            let result = self
-                .send_once(service, &endpoint, region, action, &payload, &secrets)
-                .await;
-            let outcome = match &result {
-                Ok(_) => "success",
-                Err(e) => e.class.reason(),
-            };
-            mce_cloud::observe::record_call(PROVIDER, action, outcome, started.elapsed());
-            match result {
-                Ok((response, request_id)) => {
-                    tracing::Span::current().record("request_id", request_id.as_str());
-                    tracing::debug!(attempt, request_id = %request_id, "tencent call succeeded");
-                    return serde_json::from_value::<T>(response).map_err(|e| {
-                        let mut err = CloudError::new(
-                            ErrorClass::Transient,
-                            PROVIDER,
-                            action,
-                            "InvalidResponse",
-                            self.scrub(&format!("cannot parse the response: {e}"), &secrets),
-                        );
-                        err.request_id = (!request_id.is_empty()).then_some(request_id);
-                        err
-                    });
-                }
-                Err(err) => {
-                    let request_id = err.request_id.as_deref().unwrap_or("");
-                    if self.retry.should_retry(err.class, attempt) {
-                        let delay = self.retry.backoff(attempt);
-                        tracing::warn!(
-                            attempt,
-                            request_id,
-                            code = %err.code,
-                            class = %err.class,
-                            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                            "tencent call failed, retrying"
-                        );
-                        tokio::time::sleep(delay).await;
-                        attempt += 1;
-                        self.retries.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    tracing::info!(attempt, request_id, code = %err.code, class = %err.class, "tencent call failed");
-                    return Err(err);
-                }
-            }
-        }
+        let (response, request_id) = self
+            .transport
+            .call(region, action, || {
+                self.send_once(service, &endpoint, region, action, &payload, &secrets)
+            })
+            .await?;
+        serde_json::from_value::<T>(response).map_err(|e| {
+            invalid_response(PROVIDER, action, request_id, &e, &self.secrets(&secrets))
+        })
+    }
+
+    /// Every secret a message about this call must not contain.
+    fn secrets<'a>(&'a self, secrets: &'a [String]) -> Vec<&'a str> {
+        let mut all: Vec<&str> = secrets.iter().map(String::as_str).collect();
+        all.push(self.credentials.access_key_secret.expose());
+        all
     }
 
     fn scrub(&self, text: &str, secrets: &[String]) -> String {
-        let mut all: Vec<&str> = secrets.iter().map(String::as_str).collect();
-        all.push(self.credentials.access_key_secret.expose());
-        scrub(text, &all)
+        scrub(text, &self.secrets(secrets))
     }
 
     fn transport_error(&self, action: &str, err: reqwest::Error, secrets: &[String]) -> CloudError {
@@ -253,20 +207,7 @@ impl ApiClient {
         };
         // Without the URL: the endpoint may be internal, and it says nothing to the user.
         let err = err.without_url();
-        let mut message = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(s) = source {
-            message.push_str(": ");
-            message.push_str(&s.to_string());
-            source = s.source();
-        }
-        CloudError::new(
-            ErrorClass::Transient,
-            PROVIDER,
-            action,
-            code,
-            self.scrub(&message, secrets),
-        )
+        transport_error(PROVIDER, action, code, &err, &self.secrets(secrets))
     }
 
     /// One signed attempt; `Ok((Response, RequestId))` or the classified error.

@@ -1,8 +1,15 @@
-//! What every driver's HTTP transport needs besides its provider's wire format: endpoint
-//! overrides, transport counters, scrubbing secrets from error text, and constant-time
-//! signature comparison.
+//! What every driver's HTTP transport needs besides its provider's wire format: the retry
+//! loop (rate limit, call observer, jittered backoff), endpoint overrides, transport counters,
+//! transport errors, scrubbing secrets from error text, and constant-time signature comparison.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use url::Url;
+
+use crate::ratelimit::{RateLimit, RegionLimiter};
+use crate::retry::RetryPolicy;
+use crate::{CloudError, CloudResult, ErrorClass};
 
 /// Written in place of a secret.
 pub const REDACTED: &str = "<redacted>";
@@ -70,6 +77,135 @@ pub struct TransportStats {
     pub attempts: u64,
     /// Attempts that were retries.
     pub retries: u64,
+}
+
+/// The part of a driver's transport every provider shares: one token bucket per region, the
+/// retry policy, and the counters.
+pub struct Retrying {
+    provider: &'static str,
+    retry: RetryPolicy,
+    limiter: RegionLimiter,
+    attempts: AtomicU64,
+    retries: AtomicU64,
+}
+
+impl Retrying {
+    pub fn new(provider: &'static str, retry: RetryPolicy, rate_limit: RateLimit) -> Self {
+        Self {
+            provider,
+            retry,
+            limiter: RegionLimiter::new(rate_limit),
+            attempts: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+        }
+    }
+
+    pub fn stats(&self) -> TransportStats {
+        TransportStats {
+            attempts: self.attempts.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Runs one API call: waits for the region's rate limiter, sends an attempt (`send` signs
+    /// each afresh: new date and nonce), reports it to the call observer, and retries what the
+    /// policy retries (throttling, transient errors) after a jittered backoff. Returns the
+    /// first success — the answer and its request id — or the last error.
+    pub async fn call<B, F, Fut>(
+        &self,
+        region: &str,
+        action: &str,
+        mut send: F,
+    ) -> CloudResult<(B, String)>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = CloudResult<(B, String)>>,
+    {
+        let provider = self.provider;
+        let mut attempt: u32 = 1;
+        loop {
+            self.limiter.acquire(region).await;
+            self.attempts.fetch_add(1, Ordering::Relaxed);
+            tracing::Span::current().record("attempt", attempt);
+            let started = std::time::Instant::now();
+            let result = send().await;
+            let outcome = match &result {
+                Ok(_) => "success",
+                Err(e) => e.class.reason(),
+            };
+            crate::observe::record_call(provider, action, outcome, started.elapsed());
+            let err = match result {
+                Ok((body, request_id)) => {
+                    tracing::Span::current().record("request_id", request_id.as_str());
+                    tracing::debug!(provider, attempt, request_id = %request_id, "cloud call succeeded");
+                    return Ok((body, request_id));
+                }
+                Err(err) => err,
+            };
+            let request_id = err.request_id.as_deref().unwrap_or("");
+            if !self.retry.should_retry(err.class, attempt) {
+                tracing::info!(provider, attempt, request_id, code = %err.code, class = %err.class, "cloud call failed");
+                return Err(err);
+            }
+            let delay = self.retry.backoff(attempt);
+            tracing::warn!(
+                provider,
+                attempt,
+                request_id,
+                code = %err.code,
+                class = %err.class,
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                "cloud call failed, retrying"
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+            self.retries.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A failure on the way to the cloud (no answer): transient, with its whole cause chain in the
+/// message and secrets scrubbed. `code` tells timeouts and refused connections apart.
+pub fn transport_error(
+    provider: &'static str,
+    action: &str,
+    code: &'static str,
+    err: &(dyn std::error::Error + 'static),
+    secrets: &[&str],
+) -> CloudError {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    CloudError::new(
+        ErrorClass::Transient,
+        provider,
+        action,
+        code,
+        scrub(&message, secrets),
+    )
+}
+
+/// An answer that does not parse: transient (a proxy's error page, a truncated body).
+pub fn invalid_response(
+    provider: &'static str,
+    action: &str,
+    request_id: String,
+    problem: &dyn std::fmt::Display,
+    secrets: &[&str],
+) -> CloudError {
+    let mut err = CloudError::new(
+        ErrorClass::Transient,
+        provider,
+        action,
+        "InvalidResponse",
+        scrub(&format!("cannot parse the response: {problem}"), secrets),
+    );
+    err.request_id = (!request_id.is_empty()).then_some(request_id);
+    err
 }
 
 /// Replaces every secret value in `text`.
