@@ -57,6 +57,31 @@ struct Health {
 }
 
 /// Resolves once SIGTERM or SIGINT arrives.
+/// How long in-flight reconciles may finish once the operator is told to stop. Past it they are
+/// dropped — to the cloud like a crash, which every step survives (persisted ClientTokens, UID
+/// tags) — so a reconcile stuck in cloud retries never delays the hand-over of the lease.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Runs the controllers until `stop` resolves, then gives them [`DRAIN_TIMEOUT`] to finish.
+async fn run_controllers(
+    client: Client,
+    config: OperatorConfig,
+    stop: Shared<BoxFuture<'static, ()>>,
+) -> Result<(), controller::Error> {
+    let controllers = controller::run(client, config, stop.clone());
+    tokio::pin!(controllers);
+    tokio::select! {
+        result = &mut controllers => result,
+        () = async {
+            stop.await;
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } => {
+            warn!(timeout_s = DRAIN_TIMEOUT.as_secs(), "reconciles still running after the stop; dropping them");
+            Ok(())
+        }
+    }
+}
+
 fn shutdown_signal() -> Shared<BoxFuture<'static, ()>> {
     async {
         #[cfg(unix)]
@@ -124,7 +149,7 @@ pub async fn run(client: Client, options: OperatorOptions) -> Result<(), Operato
     let Some(election) = options.leader_election else {
         health.ready.store(true, Ordering::Relaxed);
         metrics().leader.set(1);
-        controller::run(client, options.config, shutdown).await?;
+        run_controllers(client, options.config, shutdown).await?;
         return Ok(());
     };
 
@@ -175,7 +200,7 @@ pub async fn run(client: Client, options: OperatorOptions) -> Result<(), Operato
         .map(|_| ())
         .boxed()
         .shared();
-    let result = controller::run(client, options.config, stop).await;
+    let result = run_controllers(client, options.config, stop).await;
     renewer.abort();
     metrics().leader.set(0);
     let lease_lost = *lost_rx.borrow();
