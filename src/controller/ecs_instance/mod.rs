@@ -139,7 +139,7 @@ async fn apply(inst: &EcsInstance, ctx: &Context) -> Result<Action> {
         }
         Err(refusal) => {
             progress.step(refusal.condition, false, refusal.reason, refusal.message);
-            let delay = jittered(ctx.config.resync.min(Duration::from_secs(60)));
+            let delay = jittered(plan::refusal_requeue(refusal.reason, ctx.config.resync));
             return finish(inst, &sinks, progress, Some(delay))
                 .await
                 .map(to_action);

@@ -117,6 +117,20 @@ pub const CONDITION_ORDER: [&str; 5] = [
     conditions::PORTS_READY,
 ];
 
+/// When to look again at an object whose input was refused before any cloud call: soon while
+/// the refusal is progress (a provider not probed yet — its probe may reach this cache after the
+/// event that would have woken the object), at the resync (a minute at most) when it needs a
+/// spec change, and in between otherwise (a provider unavailable for now).
+pub fn refusal_requeue(reason: Reason, resync: Duration) -> Duration {
+    if reason.is_progress() {
+        Duration::from_secs(2)
+    } else if reason.is_terminal() {
+        resync.min(Duration::from_secs(60))
+    } else {
+        resync.min(Duration::from_secs(10))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,5 +230,22 @@ mod tests {
         assert!(!converged(true, Some(d), false));
         assert!(!converged(true, None, true));
         assert!(!converged(false, None, false));
+    }
+
+    #[test]
+    fn refusals_of_progress_are_looked_at_again_soon() {
+        let resync = Duration::from_secs(300);
+        assert_eq!(
+            refusal_requeue(Reason::ProviderPending, resync),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            refusal_requeue(Reason::UnknownImageKey, resync),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            refusal_requeue(Reason::ProviderUnavailable, resync),
+            Duration::from_secs(10)
+        );
     }
 }

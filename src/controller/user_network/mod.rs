@@ -294,9 +294,10 @@ async fn refuse(
 ) -> Result<Action> {
     progress.step(conditions::READY, false, reason, message);
     conclude(net, sink, progress, Some("Validate")).await?;
-    Ok(Action::requeue(jittered(
-        ctx.config.resync.min(Duration::from_secs(60)),
-    )))
+    Ok(Action::requeue(jittered(plan::refusal_requeue(
+        reason,
+        ctx.config.resync,
+    ))))
 }
 
 async fn cleanup(net: &UserNetwork, ctx: &Context) -> Result<Action> {
