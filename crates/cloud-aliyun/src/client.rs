@@ -15,7 +15,7 @@ use super::sign::{Acs3Request, EMPTY_BODY_SHA256, percent_encode, sha256_hex};
 use mce_cloud::ratelimit::RateLimit;
 use mce_cloud::retry::RetryPolicy;
 use mce_cloud::transport::{
-    ConfigError, Endpoint, Retrying, TransportStats, invalid_response, scrub, transport_error,
+    ConfigError, Endpoint, Transport, TransportStats, invalid_response, scrub, transport_error,
 };
 use mce_cloud::{CloudError, CloudResult, Credentials};
 
@@ -75,10 +75,8 @@ pub fn encode_query(params: &[(String, String)]) -> String {
 
 /// Signed RPC client for one credential.
 pub struct RpcClient {
-    http: reqwest::Client,
     credentials: Credentials,
-    endpoint_override: Option<Endpoint>,
-    transport: Retrying,
+    transport: Transport,
 }
 
 impl RpcClient {
@@ -89,18 +87,9 @@ impl RpcClient {
         retry: RetryPolicy,
         rate_limit: RateLimit,
     ) -> Result<Self, ConfigError> {
-        let endpoint_override = endpoint_override.map(Endpoint::parse).transpose()?;
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("multicloud-ecs/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ConfigError::HttpClient(e.without_url().to_string()))?;
         Ok(Self {
-            http,
             credentials,
-            endpoint_override,
-            transport: Retrying::new(PROVIDER, retry, rate_limit),
+            transport: Transport::new(PROVIDER, endpoint_override, timeout, retry, rate_limit)?,
         })
     }
 
@@ -109,9 +98,8 @@ impl RpcClient {
     }
 
     fn endpoint(&self, service: Service, region: &str) -> Endpoint {
-        self.endpoint_override
-            .clone()
-            .unwrap_or_else(|| service.regional_endpoint(region))
+        self.transport
+            .endpoint_or(|| service.regional_endpoint(region))
     }
 
     /// Calls `action` and parses the JSON response. `RegionId` is added when absent.
@@ -237,7 +225,8 @@ impl RpcClient {
             self.credentials.access_key_secret.expose(),
         );
         let mut request = self
-            .http
+            .transport
+            .http()
             .post(url)
             .header("authorization", authorization)
             .header("accept", "application/json");

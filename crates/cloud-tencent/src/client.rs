@@ -14,7 +14,7 @@ use crate::sign::{Tc3Request, scope_date};
 use mce_cloud::ratelimit::RateLimit;
 use mce_cloud::retry::RetryPolicy;
 use mce_cloud::transport::{
-    ConfigError, Endpoint, Retrying, TransportStats, invalid_response, scrub, transport_error,
+    ConfigError, Endpoint, Transport, TransportStats, invalid_response, scrub, transport_error,
 };
 use mce_cloud::{CloudError, CloudResult, Credentials, ErrorClass};
 
@@ -98,10 +98,8 @@ struct Envelope {
 
 /// Signed API 3.0 client for one credential.
 pub struct ApiClient {
-    http: reqwest::Client,
     credentials: Credentials,
-    endpoint_override: Option<Endpoint>,
-    transport: Retrying,
+    transport: Transport,
 }
 
 impl ApiClient {
@@ -112,18 +110,9 @@ impl ApiClient {
         retry: RetryPolicy,
         rate_limit: RateLimit,
     ) -> Result<Self, ConfigError> {
-        let endpoint_override = endpoint_override.map(Endpoint::parse).transpose()?;
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("multicloud-ecs/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ConfigError::HttpClient(e.without_url().to_string()))?;
         Ok(Self {
-            http,
             credentials,
-            endpoint_override,
-            transport: Retrying::new(PROVIDER, retry, rate_limit),
+            transport: Transport::new(PROVIDER, endpoint_override, timeout, retry, rate_limit)?,
         })
     }
 
@@ -132,9 +121,7 @@ impl ApiClient {
     }
 
     fn endpoint(&self, service: Service) -> Endpoint {
-        self.endpoint_override
-            .clone()
-            .unwrap_or_else(|| service.public_endpoint())
+        self.transport.endpoint_or(|| service.public_endpoint())
     }
 
     /// Calls `action` with a JSON body and parses `Response` into `T`.
@@ -238,7 +225,8 @@ impl ApiClient {
         );
         let url = format!("{}://{}/", endpoint.scheme, endpoint.authority);
         let mut request = self
-            .http
+            .transport
+            .http()
             .post(url)
             .header("authorization", authorization)
             .header("content-type", CONTENT_TYPE)

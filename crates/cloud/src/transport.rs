@@ -79,25 +79,54 @@ pub struct TransportStats {
     pub retries: u64,
 }
 
-/// The part of a driver's transport every provider shares: one token bucket per region, the
-/// retry policy, and the counters.
-pub struct Retrying {
+/// The part of a driver's transport every provider shares: the HTTP client, the endpoint
+/// override, one token bucket per region, the retry policy, and the counters. The provider's
+/// own client adds its wire format and signature.
+pub struct Transport {
     provider: &'static str,
+    http: reqwest::Client,
+    endpoint_override: Option<Endpoint>,
     retry: RetryPolicy,
     limiter: RegionLimiter,
     attempts: AtomicU64,
     retries: AtomicU64,
 }
 
-impl Retrying {
-    pub fn new(provider: &'static str, retry: RetryPolicy, rate_limit: RateLimit) -> Self {
-        Self {
+impl Transport {
+    /// `endpoint_override` sends every call there instead of the provider's endpoints (see
+    /// [`Endpoint::parse`]); `timeout` bounds one attempt.
+    pub fn new(
+        provider: &'static str,
+        endpoint_override: Option<&str>,
+        timeout: std::time::Duration,
+        retry: RetryPolicy,
+        rate_limit: RateLimit,
+    ) -> Result<Self, ConfigError> {
+        let endpoint_override = endpoint_override.map(Endpoint::parse).transpose()?;
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(std::time::Duration::from_secs(10)))
+            .user_agent(concat!("multicloud-ecs/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ConfigError::HttpClient(e.without_url().to_string()))?;
+        Ok(Self {
             provider,
+            http,
+            endpoint_override,
             retry,
             limiter: RegionLimiter::new(rate_limit),
             attempts: AtomicU64::new(0),
             retries: AtomicU64::new(0),
-        }
+        })
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The override, else the provider's own endpoint.
+    pub fn endpoint_or(&self, public: impl FnOnce() -> Endpoint) -> Endpoint {
+        self.endpoint_override.clone().unwrap_or_else(public)
     }
 
     pub fn stats(&self) -> TransportStats {
