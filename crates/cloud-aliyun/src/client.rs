@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use rand::RngCore;
 use serde::de::DeserializeOwned;
-use tracing::Instrument;
 
 use super::errors::classify;
 use super::model::ErrorBody;
@@ -104,25 +103,6 @@ impl RpcClient {
 
     /// Calls `action` and parses the JSON response. `RegionId` is added when absent.
     pub async fn call<T: DeserializeOwned>(
-        &self,
-        service: Service,
-        region: &str,
-        action: &str,
-        params: Params,
-    ) -> CloudResult<T> {
-        let span = tracing::info_span!(
-            "aliyun_call",
-            action,
-            region,
-            attempt = tracing::field::Empty,
-            request_id = tracing::field::Empty
-        );
-        self.call_inner(service, region, action, params)
-            .instrument(span)
-            .await
-    }
-
-    async fn call_inner<T: DeserializeOwned>(
         &self,
         service: Service,
         region: &str,

@@ -7,7 +7,6 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tracing::Instrument;
 
 use crate::errors::classify;
 use crate::sign::{Tc3Request, scope_date};
@@ -126,25 +125,6 @@ impl ApiClient {
 
     /// Calls `action` with a JSON body and parses `Response` into `T`.
     pub async fn call<T: DeserializeOwned>(
-        &self,
-        service: Service,
-        region: &str,
-        action: &str,
-        body: &Value,
-    ) -> CloudResult<T> {
-        let span = tracing::info_span!(
-            "tencent_call",
-            action,
-            region,
-            attempt = tracing::field::Empty,
-            request_id = tracing::field::Empty
-        );
-        self.call_inner(service, region, action, body)
-            .instrument(span)
-            .await
-    }
-
-    async fn call_inner<T: DeserializeOwned>(
         &self,
         service: Service,
         region: &str,

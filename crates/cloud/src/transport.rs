@@ -144,6 +144,28 @@ impl Transport {
         &self,
         region: &str,
         action: &str,
+        send: F,
+    ) -> CloudResult<(B, String)>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = CloudResult<(B, String)>>,
+    {
+        // One span per call, with the fields the attempts fill in.
+        let span = tracing::info_span!(
+            "cloud_call",
+            provider = self.provider,
+            action,
+            region,
+            attempt = tracing::field::Empty,
+            request_id = tracing::field::Empty
+        );
+        tracing::Instrument::instrument(self.attempts(region, action, send), span).await
+    }
+
+    async fn attempts<B, F, Fut>(
+        &self,
+        region: &str,
+        action: &str,
         mut send: F,
     ) -> CloudResult<(B, String)>
     where
