@@ -116,6 +116,23 @@ async fn invalid_manifests_are_refused_without_cloud_calls() {
             inst("tag-prefix", json!({"tags": {"multicloud-ecs/uid": "x"}})),
             "reserved",
         ),
+        // A cloud's own prefixes, when the provider is named by its type.
+        (
+            "Tencent-reserved tag prefix project on TENCENT",
+            inst(
+                "tag-tencent",
+                json!({"provider": "TENCENT", "tags": {"project": "x"}}),
+            ),
+            "reserved prefixes",
+        ),
+        (
+            "Alibaba-reserved tag prefix acs: on ALIYUN",
+            inst(
+                "tag-acs",
+                json!({"provider": "ALIYUN", "tags": {"acs:team": "x"}}),
+            ),
+            "reserved prefixes",
+        ),
         (
             "gpuModel and instanceType",
             inst(
@@ -272,6 +289,13 @@ async fn invalid_manifests_are_refused_without_cloud_calls() {
                 json!({"extensions": {"RamRoleName": "admin"}}),
             ),
             "ExtensionNotAllowed",
+        ),
+        // The provider's code hides its type from admission: the operator refuses the tag.
+        (
+            "reserved-tag",
+            ns.clone(),
+            inst("reserved-tag", json!({"tags": {"aliyun-owner": "x"}})),
+            "ReservedTag",
         ),
     ];
     for (name, namespace, manifest, _) in &conditions {

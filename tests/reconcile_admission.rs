@@ -303,3 +303,25 @@ async fn a_provider_not_yet_probed_is_no_warning() {
     );
     assert_eq!(plugin.calls().total(), 0);
 }
+
+// ---- Tag keys a cloud reserves: per provider, caught before any call ----
+
+#[test]
+fn tag_keys_reserved_by_the_chosen_cloud_are_refused_before_any_call() {
+    // Tencent reserves `project`; a CloudProvider with a custom code hides the type from the
+    // CRD's CEL rule, so resolving must catch it.
+    let tencent = || cloud_provider("TENCENT", "TC-PROD").available(true).build();
+    let inst = ecs_instance("vm")
+        .provider(Some("TC-PROD"))
+        .tag("project", "llm")
+        .build();
+    let r = refusal(&inst, tencent());
+    assert_eq!(r.reason, Reason::ReservedTag, "{r:?}");
+    assert!(r.reason.is_terminal());
+    assert!(r.message.contains("project"), "{}", r.message);
+    // The same key is an ordinary tag on Alibaba Cloud, and Alibaba's own prefix is refused.
+    let on_aliyun = ecs_instance("vm").tag("project", "llm").build();
+    assert!(resolve(&on_aliyun, aliyun()).is_ok());
+    let acs = ecs_instance("vm").tag("acs:owner", "x").build();
+    assert_eq!(refusal(&acs, aliyun()).reason, Reason::ReservedTag);
+}

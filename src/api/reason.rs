@@ -121,6 +121,9 @@ reasons! {
     // Admission by the operator (issue 9).
     /// `spec.extensions` sets a parameter the CloudProvider does not allow.
     ExtensionNotAllowed,
+    /// A tag key the provider's cloud reserves for itself (Tencent's `project`...), caught
+    /// when the provider is named by a custom code that admission cannot see through.
+    ReservedTag,
 }
 
 impl Reason {
@@ -135,6 +138,7 @@ impl Reason {
                 | Self::NetworkMismatch
                 | Self::ZoneMismatch
                 | Self::UnknownImageKey
+                | Self::ReservedTag
                 | Self::UnknownGpuModel
                 | Self::NoMatchingSize
                 | Self::RegionRequired

@@ -28,6 +28,7 @@ use super::DeletionPolicy;
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
+    validation = crate::providers::provider_tags_rule(),
     validation = Rule::new("self.provider == oldSelf.provider && self.region == oldSelf.region && self.userId == oldSelf.userId").message("provider, region and userId are immutable"),
     validation = Rule::new("has(self.tenantId) == has(oldSelf.tenantId) && (!has(self.tenantId) || self.tenantId == oldSelf.tenantId)").message("tenantId is immutable"),
     validation = Rule::new("has(self.zone) == has(oldSelf.zone) && (!has(self.zone) || self.zone == oldSelf.zone)").message("zone is immutable"),

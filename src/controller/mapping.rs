@@ -35,6 +35,8 @@ pub enum MappingError {
         "spec.extensions sets {key:?}, which this provider never takes from an EcsInstance: it reaches beyond the instance or is set by the operator"
     )]
     ExtensionForbidden { key: String },
+    #[error("tag key {key:?} is reserved by the {provider} cloud")]
+    ReservedTag { key: String, provider: &'static str },
 }
 
 impl MappingError {
@@ -50,6 +52,7 @@ impl MappingError {
             Self::ExtensionNotAllowed { .. } | Self::ExtensionForbidden { .. } => {
                 Reason::ExtensionNotAllowed
             }
+            Self::ReservedTag { .. } => Reason::ReservedTag,
         }
     }
 }
@@ -120,6 +123,20 @@ pub fn check_extensions<'a>(
         }
     }
     Ok(())
+}
+
+/// Refuses a user tag key that the provider's cloud reserves (it would refuse the create).
+pub fn check_tags<'a>(
+    profile: &ProviderProfile,
+    keys: impl IntoIterator<Item = &'a String>,
+) -> Result<(), MappingError> {
+    match keys.into_iter().find(|k| profile.is_reserved_tag(k)) {
+        Some(key) => Err(MappingError::ReservedTag {
+            key: key.clone(),
+            provider: profile.provider_type,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Everything needed to run (or price) the instance on this provider.

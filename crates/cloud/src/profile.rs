@@ -232,16 +232,9 @@ impl ProviderRegistry {
             .collect()
     }
 
-    /// Every reserved tag prefix of every registered provider, deduplicated.
-    pub fn reserved_tag_prefixes(&self) -> Vec<&'static str> {
-        let mut all: Vec<&'static str> = self
-            .plugins
-            .iter()
-            .flat_map(|p| p.profile().reserved_tag_prefixes.iter().copied())
-            .collect();
-        all.sort_unstable();
-        all.dedup();
-        all
+    /// The registered providers' profiles, in registration order.
+    pub fn profiles(&self) -> impl Iterator<Item = &'static ProviderProfile> + '_ {
+        self.plugins.iter().map(|p| p.profile())
     }
 }
 

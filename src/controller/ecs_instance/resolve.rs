@@ -128,6 +128,7 @@ pub fn resolve(
             spec.extensions.keys(),
         )
         .map_err(refuse)?;
+        mapping::check_tags(profile, spec.tags.keys()).map_err(refuse)?;
     }
     // From the resolved region, so an instance relying on the provider's default region gets
     // a name too (never an empty one).

@@ -193,6 +193,9 @@ async fn apply(net: &UserNetwork, ctx: &Context) -> Result<Action> {
         Ok(d) => d,
         Err(e) => return refuse(net, ctx, &sink, progress, e.reason(), e.to_string()).await,
     };
+    if let Err(e) = mapping::check_tags(profile, net.spec.tags.keys()) {
+        return refuse(net, ctx, &sink, progress, e.reason(), e.to_string()).await;
+    }
     let needs_cidr = progress.status.cidr_block.is_none() && net.spec.cidr_block.is_none();
     let inputs = NetworkInputs {
         free_cidr: needs_cidr.then(|| choose_cidr(net, ctx, &tenant)).flatten(),
