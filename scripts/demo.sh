@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job in one command, on the embedded default: a local control plane (real
 # kube-apiserver + etcd), the cloud emulator and the operator; applies examples/quickstart.yaml,
-# waits for the EcsInstance to be Ready and prints it.
+# waits for its EcsInstances (one on Alibaba Cloud, one on Tencent Cloud) to be Ready and prints them.
 #
 #   scripts/demo.sh        start everything (reuses what already runs) and show the result
 #   scripts/demo.sh down   stop the emulator, the operator and the control plane
@@ -63,15 +63,17 @@ fi
 
 # The quickstart points at the emulator's default port; use the one started here.
 sed "s#http://127.0.0.1:18080#http://127.0.0.1:$port#" examples/quickstart.yaml | kubectl apply -f -
-log "waiting for the EcsInstance to be Ready"
+log "waiting for the EcsInstances (Alibaba Cloud and Tencent Cloud) to be Ready"
 start=$SECONDS
-if ! kubectl wait --for condition=Ready --timeout=120s -n ml-team ecs/gpu-box; then
-  kubectl get ecs,unet -A -o wide
-  kubectl describe ecs -n ml-team gpu-box | tail -20
-  tail -20 "$STATE/operator.log"
-  exit 1
-fi
-log "Ready in $((SECONDS - start)) s"
+for name in gpu-box gpu-box-tencent; do
+  if ! kubectl wait --for condition=Ready --timeout=120s -n ml-team "ecs/$name"; then
+    kubectl get ecs,unet -A -o wide
+    kubectl describe ecs -n ml-team "$name" | tail -20
+    tail -20 "$STATE/operator.log"
+    exit 1
+  fi
+done
+log "both Ready in $((SECONDS - start)) s"
 kubectl get ecs -A -o wide
 kubectl get unet -A
 cat <<EOF

@@ -38,8 +38,24 @@ fn network_groups(cloud: &Value) -> Vec<&Value> {
 }
 
 #[tokio::test]
-async fn create_becomes_ready_with_ids_conditions_and_injected_tags() {
-    let env = Env::start("create").await;
+async fn create_becomes_ready_with_ids_conditions_and_injected_tags_on_aliyun() {
+    create_becomes_ready_with_ids_conditions_and_injected_tags(&ALIYUN).await;
+}
+
+#[tokio::test]
+async fn create_becomes_ready_with_ids_conditions_and_injected_tags_on_tencent() {
+    create_becomes_ready_with_ids_conditions_and_injected_tags(&TENCENT).await;
+}
+
+async fn create_becomes_ready_with_ids_conditions_and_injected_tags(on: &'static CloudFixture) {
+    let env = Env::start_with(
+        "create",
+        Options {
+            cloud: on,
+            ..Options::default()
+        },
+    )
+    .await;
     let ns = env.ns.name.clone();
     env.create_secret(&ns, "login", &[("password", "Create-Passw0rd")])
         .await;
@@ -54,7 +70,7 @@ async fn create_becomes_ready_with_ids_conditions_and_injected_tags() {
                 "publicIp": public_ip(10),
                 "openPorts": [22, 8888],
                 "passwordSecretRef": {"name": "login", "key": "password"},
-                "tags": {"project": "llm-finetune"},
+                "tags": {"workload": "llm-finetune"},
             }),
         )
         .await;
@@ -70,16 +86,10 @@ async fn create_becomes_ready_with_ids_conditions_and_injected_tags() {
     assert_eq!(status.observed_generation, inst.metadata.generation);
     assert_eq!(status.phase, Some(Phase::Running));
     assert_eq!(status.provider.as_deref(), Some(env.code.as_str()));
-    assert_eq!(status.region.as_deref(), Some(REGION));
-    assert_eq!(status.zone.as_deref(), Some(ZONE));
-    assert_eq!(
-        status.instance_type.as_deref(),
-        Some("ecs.gn7-c12g1.3xlarge")
-    );
-    assert_eq!(
-        status.image_id.as_deref(),
-        Some("pytorch_1_12_cuda11_3_ubuntu20_04")
-    );
+    assert_eq!(status.region.as_deref(), Some(on.region));
+    assert_eq!(status.zone.as_deref(), Some(on.zone));
+    assert_eq!(status.instance_type.as_deref(), Some(on.gpu_type("A100")));
+    assert_eq!(status.image_id.as_deref(), Some(on.image("pytorch-1.12")));
     let instance_id = status.instance_id.clone().expect("instanceId");
     let public = status.public_ip.clone().expect("publicIp");
     let private = status.private_ip.clone().expect("privateIp");
@@ -91,7 +101,7 @@ async fn create_becomes_ready_with_ids_conditions_and_injected_tags() {
     let vm = by_id(&cloud, "instances", &instance_id).expect("instance on the cloud");
     assert_eq!(vm["status"], "Running");
     assert_eq!(vm["privateIp"], private.as_str());
-    assert_eq!(vm["instanceType"], "ecs.gn7-c12g1.3xlarge");
+    assert_eq!(vm["instanceType"], on.gpu_type("A100"));
     assert_eq!(vm["diskGib"], 100);
     assert_eq!(vm["passwordSet"], true);
     assert_eq!(vm["name"], "gpu-box");
@@ -99,7 +109,7 @@ async fn create_becomes_ready_with_ids_conditions_and_injected_tags() {
     assert_eq!(tag(vm, "Owner"), Some("user-1001"));
     assert_eq!(tag(vm, "createdBy"), Some("multicloud-ecs"));
     assert_eq!(tag(vm, "multicloud-ecs/uid"), Some(uid.as_str()));
-    assert_eq!(tag(vm, "project"), Some("llm-finetune"));
+    assert_eq!(tag(vm, "workload"), Some("llm-finetune"));
 
     // Its EIP, bound, with the requested bandwidth.
     assert_eq!(count(&cloud, "eips"), 1);
@@ -140,14 +150,30 @@ async fn create_becomes_ready_with_ids_conditions_and_injected_tags() {
 }
 
 #[tokio::test]
-async fn live_changes_ports_tags_and_public_ip() {
-    let env = Env::start("live").await;
+async fn live_changes_ports_tags_and_public_ip_on_aliyun() {
+    live_changes_ports_tags_and_public_ip(&ALIYUN).await;
+}
+
+#[tokio::test]
+async fn live_changes_ports_tags_and_public_ip_on_tencent() {
+    live_changes_ports_tags_and_public_ip(&TENCENT).await;
+}
+
+async fn live_changes_ports_tags_and_public_ip(on: &'static CloudFixture) {
+    let env = Env::start_with(
+        "live",
+        Options {
+            cloud: on,
+            ..Options::default()
+        },
+    )
+    .await;
     let ns = env.ns.name.clone();
     let a = env
         .create_instance(
             "a",
             "user-7",
-            json!({"openPorts": [22, 8888], "publicIp": public_ip(5), "tags": {"project": "p1", "stage": "dev"}}),
+            json!({"openPorts": [22, 8888], "publicIp": public_ip(5), "tags": {"workload": "p1", "stage": "dev"}}),
         )
         .await;
     env.create_instance("b", "user-7", json!({"openPorts": [22, 9999]}))
@@ -209,14 +235,14 @@ async fn live_changes_ports_tags_and_public_ip() {
     env.patch_spec(
         &ns,
         "a",
-        json!({"tags": {"project": "p2", "stage": null, "team": "ml"}}),
+        json!({"tags": {"workload": "p2", "stage": null, "team": "ml"}}),
     )
     .await
     .unwrap();
     env.wait_ready(&ns, "a").await;
     env.wait_cloud("a's tags on the cloud", |c| {
         let vm = by_id(c, "instances", &a_id)?;
-        (tag(vm, "project") == Some("p2")
+        (tag(vm, "workload") == Some("p2")
             && tag(vm, "team") == Some("ml")
             && tag(vm, "stage").is_none())
         .then_some(())
@@ -320,8 +346,24 @@ async fn twenty_instances_of_one_user_share_one_network() {
 }
 
 #[tokio::test]
-async fn delete_releases_everything_and_orphan_keeps_the_instance() {
-    let env = Env::start("delete").await;
+async fn delete_releases_everything_and_orphan_keeps_the_instance_on_aliyun() {
+    delete_releases_everything_and_orphan_keeps_the_instance(&ALIYUN).await;
+}
+
+#[tokio::test]
+async fn delete_releases_everything_and_orphan_keeps_the_instance_on_tencent() {
+    delete_releases_everything_and_orphan_keeps_the_instance(&TENCENT).await;
+}
+
+async fn delete_releases_everything_and_orphan_keeps_the_instance(on: &'static CloudFixture) {
+    let env = Env::start_with(
+        "delete",
+        Options {
+            cloud: on,
+            ..Options::default()
+        },
+    )
+    .await;
     let ns = env.ns.name.clone();
     let api = env.instances();
 
@@ -414,24 +456,34 @@ async fn delete_releases_everything_and_orphan_keeps_the_instance() {
     assert_eq!(count(&cloud, "instances"), 1);
     let calls = env.emulator.state().calls().by_action;
     assert_eq!(
-        calls.get("DeleteInstance"),
+        calls.get(on.delete_instance_action),
         Some(&1),
         "only 'doomed' was deleted: {calls:?}"
     );
     // The orphaned instance pins its user's network; release it so teardown is quick.
     env.emulator
         .state()
-        .with_model_mut(|m| m.delete_instances(REGION, &[kept_id], true, Instant::now()))
+        .with_model_mut(|m| m.delete_instances(on.region, &[kept_id], true, Instant::now()))
         .unwrap();
     env.finish().await;
 }
 
 #[tokio::test]
-async fn crash_after_run_instances_leaves_exactly_one_instance() {
+async fn crash_after_run_instances_leaves_exactly_one_instance_on_aliyun() {
+    crash_after_run_instances_leaves_exactly_one_instance(&ALIYUN).await;
+}
+
+#[tokio::test]
+async fn crash_after_run_instances_leaves_exactly_one_instance_on_tencent() {
+    crash_after_run_instances_leaves_exactly_one_instance(&TENCENT).await;
+}
+
+async fn crash_after_run_instances_leaves_exactly_one_instance(on: &'static CloudFixture) {
     let mut env = Env::start_with(
         "crash",
         Options {
             operator: false,
+            cloud: on,
             ..Options::default()
         },
     )

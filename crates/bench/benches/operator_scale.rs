@@ -41,7 +41,9 @@
 //! window), `--operator-concurrency N` [operator default], `--apply-concurrency N` [32],
 //! `--users N` [10] (instances are spread over N users, one silent network each),
 //! `--no-public-ip`, `--no-ports`, `--boot-delay-ms MS` [2000, the emulator's default],
-//! `--timeout-seconds S` [600], `--shared-control-plane`, `--keep-control-plane`.
+//! `--timeout-seconds S` [600], `--shared-control-plane`, `--keep-control-plane`,
+//! `--clouds ALIYUN,TENCENT` [ALIYUN] (one CloudProvider per cloud on the same emulator;
+//! instance i goes to cloud i mod the number of clouds, so `ALIYUN,TENCENT` is half and half).
 //! Logs of the operator and the emulator are kept under `target/tmp/operator-scale-<run>/`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -60,8 +62,8 @@ use mce_testkit::control_plane::ControlPlane;
 use mce_testkit::crds::install_crds;
 use mce_testkit::emulator::EmulatorProcess;
 use mce_testkit::manifests::{
-    CREDENTIALS_SECRET, EMULATOR_CREDENTIALS, ar, dynamic, instance_manifest, merge,
-    provider_manifest,
+    ALIYUN, CREDENTIALS_SECRET, CloudFixture, EMULATOR_CREDENTIALS, TENCENT, ar, dynamic,
+    instance_manifest, merge, provider_manifest_on,
 };
 use mce_testkit::namespace::{create_namespace, create_secret};
 use mce_testkit::operator;
@@ -99,6 +101,7 @@ struct Args {
     timeout_seconds: u64,
     shared_control_plane: bool,
     keep_control_plane: bool,
+    clouds: Vec<&'static CloudFixture>,
 }
 
 impl Args {
@@ -117,6 +120,7 @@ impl Args {
             timeout_seconds: 600,
             shared_control_plane: false,
             keep_control_plane: false,
+            clouds: vec![&ALIYUN],
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
@@ -152,6 +156,15 @@ impl Args {
                 "--timeout-seconds" => args.timeout_seconds = num(&key, value(&key)),
                 "--shared-control-plane" => args.shared_control_plane = true,
                 "--keep-control-plane" => args.keep_control_plane = true,
+                "--clouds" => {
+                    args.clouds = value(&key)
+                        .split(',')
+                        .map(|t| {
+                            CloudFixture::of(&t.trim().to_uppercase())
+                                .unwrap_or_else(|| usage(&format!("unknown cloud {t:?}")))
+                        })
+                        .collect();
+                }
                 "--help" | "-h" => usage(""),
                 other => usage(&format!("unknown argument {other}")),
             }
@@ -171,7 +184,8 @@ fn usage(problem: &str) -> ! {
         "usage: cargo bench -p mce-bench --bench operator_scale -- [--instances N] \
          [--steady-seconds S] [--resync-seconds S] [--probe-seconds S] [--operator-concurrency N] \
          [--apply-concurrency N] [--users N] [--no-public-ip] [--no-ports] [--boot-delay-ms MS] \
-         [--timeout-seconds S] [--shared-control-plane] [--keep-control-plane]"
+         [--timeout-seconds S] [--shared-control-plane] [--keep-control-plane] \
+         [--clouds ALIYUN,TENCENT]"
     );
     std::process::exit(if problem.is_empty() { 0 } else { 2 })
 }
@@ -544,9 +558,17 @@ fn spawn_watch(api: Api<EcsInstance>, state: Arc<Mutex<Readiness>>) -> tokio::ta
 /// Password Secret of every instance.
 const LOGIN_SECRET: &str = "bench-login";
 
-fn instance(i: usize, ns: &str, code: &str, args: &Args) -> EcsInstance {
+/// CloudProvider code of a cloud in a run.
+fn cloud_code(run_code: &str, cloud: &CloudFixture) -> String {
+    format!("{run_code}-{}", cloud.provider_type)
+}
+
+fn instance(i: usize, ns: &str, run_code: &str, args: &Args) -> EcsInstance {
+    let cloud = args.clouds[i % args.clouds.len()];
+    let code = cloud_code(run_code, cloud);
     let mut extra = json!({
-        "instanceType": "ecs.g7.large",
+        "region": cloud.region,
+        "instanceType": cloud.instance_type,
         "systemDisk": {"sizeGiB": 40},
         "passwordSecretRef": {"name": LOGIN_SECRET, "key": "password"},
         "tags": {"bench": "operator-scale"},
@@ -559,14 +581,21 @@ fn instance(i: usize, ns: &str, code: &str, args: &Args) -> EcsInstance {
         extra["openPorts"] = json!([22, 8888]);
     }
     let user = format!("user-{:03}", i % args.users);
-    let mut manifest = instance_manifest(&format!("vm-{i:05}"), code, &user, extra);
+    let mut manifest = instance_manifest(&format!("vm-{i:05}"), &code, &user, extra);
     manifest["metadata"]["namespace"] = json!(ns);
     serde_json::from_value(manifest).expect("EcsInstance from JSON")
 }
 
-/// The tenant namespace with the credentials and login Secrets, and the CloudProvider (named
-/// after the namespace) on the emulator.
-async fn setup_namespace(client: &Client, ns: &str, tenant: &str, code: &str, endpoint: &str) {
+/// The tenant namespace with the credentials and login Secrets, and one CloudProvider per cloud
+/// (named after the namespace and the cloud) on the emulator; returns their names.
+async fn setup_namespace(
+    client: &Client,
+    ns: &str,
+    tenant: &str,
+    run_code: &str,
+    endpoint: &str,
+    clouds: &[&'static CloudFixture],
+) -> Vec<String> {
     create_namespace(client, ns, &[(TENANT_LABEL, tenant)]).await;
     create_secret(client, ns, CREDENTIALS_SECRET, &EMULATOR_CREDENTIALS).await;
     create_secret(
@@ -576,16 +605,28 @@ async fn setup_namespace(client: &Client, ns: &str, tenant: &str, code: &str, en
         &[("password", "Bench-Passw0rd-2024")],
     )
     .await;
-    let mut provider = provider_manifest(ns, code, endpoint, ns, false);
-    // Bursts no larger than the rate: the figures of the report were measured so.
-    merge(
-        &mut provider,
-        json!({"spec": {"rateLimit": {"requestsPerSecond": 5000, "burst": 5000}}}),
-    );
-    Api::<DynamicObject>::all_with(client.clone(), &ar::<CloudProvider>())
-        .create(&PostParams::default(), &dynamic(provider))
-        .await
-        .expect("create CloudProvider");
+    let mut names = Vec::new();
+    for cloud in clouds {
+        let name = provider_name(ns, cloud);
+        let code = cloud_code(run_code, cloud);
+        let mut provider = provider_manifest_on(cloud, &name, &code, endpoint, ns, false);
+        // Bursts no larger than the rate: the figures of the report were measured so.
+        merge(
+            &mut provider,
+            json!({"spec": {"rateLimit": {"requestsPerSecond": 5000, "burst": 5000}}}),
+        );
+        Api::<DynamicObject>::all_with(client.clone(), &ar::<CloudProvider>())
+            .create(&PostParams::default(), &dynamic(provider))
+            .await
+            .expect("create CloudProvider");
+        names.push(name);
+    }
+    names
+}
+
+/// CloudProvider name of a cloud in a run.
+fn provider_name(ns: &str, cloud: &CloudFixture) -> String {
+    format!("{ns}-{}", cloud.provider_type.to_lowercase())
 }
 
 /// Deletes what the run created in the cluster. There is no namespace controller on this
@@ -597,9 +638,11 @@ async fn cleanup_namespace(client: &Client, ns: &str) {
     let _ = Api::<Secret>::namespaced(client.clone(), ns)
         .delete_collection(&dp, &ListParams::default())
         .await;
-    let _ = Api::<CloudProvider>::all(client.clone())
-        .delete(ns, &dp)
-        .await;
+    for cloud in [&ALIYUN, &TENCENT] {
+        let _ = Api::<CloudProvider>::all(client.clone())
+            .delete(&provider_name(ns, cloud), &dp)
+            .await;
+    }
     let _ = Api::<Namespace>::all(client.clone()).delete(ns, &dp).await;
 }
 
@@ -885,9 +928,9 @@ fn start_operator(bin: &Path, args: &Args, cp: &ControlPlane, dir: &Path) -> (Pr
     (process, format!("http://127.0.0.1:{port}"))
 }
 
-/// Waits for the operator to report the CloudProvider `name` (code `code`) Available: it is up
-/// and its caches sync.
-async fn wait_provider_available(operator: &mut Process, client: &Client, name: &str, code: &str) {
+/// Waits for the operator to report the CloudProvider `name` Available: it is up and its caches
+/// sync.
+async fn wait_provider_available(operator: &mut Process, client: &Client, name: &str) {
     let started = Instant::now();
     loop {
         operator.assert_alive();
@@ -901,7 +944,7 @@ async fn wait_provider_available(operator: &mut Process, client: &Client, name: 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     eprintln!(
-        "operator up (pid {}), CloudProvider {code} Available after {:.1} s; logs in {}",
+        "operator up (pid {}), CloudProvider {name} Available after {:.1} s; logs in {}",
         operator.pid(),
         started.elapsed().as_secs_f64(),
         operator.log.parent().unwrap_or(Path::new(".")).display()
@@ -1372,7 +1415,15 @@ async fn run(args: Args) {
     let ns = format!("bench-scale-{run_id}");
     let tenant = format!("bench-{run_id}");
     let code = format!("BENCH-{}", run_id.to_uppercase());
-    setup_namespace(&client, &ns, &tenant, &code, &emulator.base_url).await;
+    let providers = setup_namespace(
+        &client,
+        &ns,
+        &tenant,
+        &code,
+        &emulator.base_url,
+        &args.clouds,
+    )
+    .await;
 
     let ticks = clock_ticks();
     let cp_pids = cp.pids();
@@ -1385,7 +1436,9 @@ async fn run(args: Args) {
 
     // The operator.
     let (mut operator, operator_metrics) = start_operator(&bins.operator, &args, &cp, &dir);
-    wait_provider_available(&mut operator, &client, &ns, &code).await;
+    for name in &providers {
+        wait_provider_available(&mut operator, &client, name).await;
+    }
     let operator_pid = operator.pid();
     let mut list = vec![
         ("operator", operator_pid),

@@ -24,8 +24,8 @@ use crate::control_plane;
 use crate::crds::install_crds;
 use crate::emulator::start_in_process;
 use crate::manifests::{
-    CREDENTIALS_SECRET, EMULATOR_CREDENTIALS, ar, dynamic, instance_manifest, provider_manifest,
-    random_code,
+    ALIYUN, CREDENTIALS_SECRET, CloudFixture, EMULATOR_CREDENTIALS, ar, dynamic, instance_manifest,
+    merge, provider_manifest_on, random_code,
 };
 use crate::namespace::{TestNamespace, create_secret};
 use crate::operator;
@@ -76,6 +76,8 @@ pub struct Options {
     pub operator: bool,
     /// Extra environment of the operator process.
     pub operator_env: Vec<(String, String)>,
+    /// The cloud of the test's CloudProvider (default Alibaba Cloud).
+    pub cloud: &'static CloudFixture,
 }
 
 impl Default for Options {
@@ -84,6 +86,7 @@ impl Default for Options {
             tenant: "acme".into(),
             operator: true,
             operator_env: Vec::new(),
+            cloud: &ALIYUN,
         }
     }
 }
@@ -99,6 +102,8 @@ pub struct Env {
     /// CloudProvider name and code.
     pub provider: String,
     pub code: String,
+    /// The cloud the CloudProvider is of.
+    pub cloud: &'static CloudFixture,
     pub operator: Option<Process>,
     operator_env: Vec<(String, String)>,
     extra_namespaces: Vec<String>,
@@ -126,7 +131,8 @@ impl Env {
         providers
             .create(
                 &PostParams::default(),
-                &dynamic(provider_manifest(
+                &dynamic(provider_manifest_on(
+                    options.cloud,
                     &provider,
                     &code,
                     &emulator.base_url(),
@@ -144,6 +150,7 @@ impl Env {
             emulator,
             provider,
             code,
+            cloud: options.cloud,
             operator: None,
             operator_env: options.operator_env.clone(),
             extra_namespaces: Vec::new(),
@@ -199,7 +206,8 @@ impl Env {
         self.providers()
             .create(
                 &PostParams::default(),
-                &dynamic(provider_manifest(
+                &dynamic(provider_manifest_on(
+                    self.cloud,
                     &name,
                     &code,
                     &self.emulator.base_url(),
@@ -259,13 +267,21 @@ impl Env {
             .await
     }
 
+    /// An EcsInstance manifest on this test's provider, in its cloud's default region.
+    pub fn instance_manifest(&self, name: &str, user: &str, extra: Value) -> Value {
+        let mut manifest = instance_manifest(name, &self.code, user, json!({}));
+        merge(
+            &mut manifest,
+            json!({"spec": {"region": self.cloud.region}}),
+        );
+        merge(&mut manifest, json!({ "spec": extra }));
+        manifest
+    }
+
     /// An EcsInstance in this test's namespace on this test's provider.
     pub async fn create_instance(&self, name: &str, user: &str, extra: Value) -> EcsInstance {
         let created = self
-            .create(
-                &self.ns.name,
-                instance_manifest(name, &self.code, user, extra),
-            )
+            .create(&self.ns.name, self.instance_manifest(name, user, extra))
             .await
             .unwrap_or_else(|e| panic!("create EcsInstance {name}: {e}"));
         serde_json::from_value(serde_json::to_value(created).unwrap()).unwrap()
