@@ -3,6 +3,8 @@
 //! differ from Alibaba (regional security groups, index-based rule deletion, asynchronous
 //! EIP calls, tags of live resources through the Tag API).
 
+use std::collections::BTreeSet;
+
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -163,17 +165,18 @@ impl TencentDriver {
     }
 
     /// The Tag API does not say whether an instance exists: ask CVM, so an unknown instance
-    /// is NotFound as the trait promises.
+    /// is NotFound as the trait promises. Returns the Tag API's name of the instance and the
+    /// tags it carries now.
     async fn instance_resource_name(
         &self,
         action: &str,
         region: &str,
         instance_id: &str,
-    ) -> CloudResult<String> {
+    ) -> CloudResult<(String, Tags)> {
         let found = self
             .describe_instances(region, &[instance_id.to_string()])
             .await?;
-        if !found.iter().any(|i| i.id == instance_id) {
+        let Some(instance) = found.into_iter().find(|i| i.id == instance_id) else {
             return Err(CloudError::new(
                 ErrorClass::NotFound,
                 PROVIDER,
@@ -181,9 +184,9 @@ impl TencentDriver {
                 "InvalidInstanceId.NotFound",
                 format!("instance {instance_id} not found"),
             ));
-        }
+        };
         let uin = self.uin(region).await?;
-        Ok(instance_resource(region, uin, instance_id))
+        Ok((instance_resource(region, uin, instance_id), instance.tags))
     }
 
     async fn tag_calls(&self, region: &str, action: &str, bodies: Vec<Value>) -> CloudResult<()> {
@@ -204,6 +207,62 @@ impl TencentDriver {
             }
         }
         Ok(())
+    }
+
+    async fn terminate(&self, region: &str, instance_id: &str) -> CloudResult<()> {
+        self.call_ok(
+            Service::Cvm,
+            region,
+            "TerminateInstances",
+            &json!({"InstanceIds": [instance_id], "ReleaseAddress": false}),
+        )
+        .await
+    }
+
+    /// One instance as CVM describes it (with the fields the neutral view drops).
+    async fn describe_one(
+        &self,
+        region: &str,
+        instance_id: &str,
+    ) -> CloudResult<Option<model::InstanceItem>> {
+        let body = json!({"InstanceIds": [instance_id], "Offset": 0, "Limit": 1});
+        let r: model::DescribeInstances = self
+            .client
+            .call(Service::Cvm, region, "DescribeInstances", &body)
+            .await?;
+        Ok(r.instance_set
+            .into_iter()
+            .find(|i| i.instance_id == instance_id))
+    }
+
+    /// Deletes the rules matching `rules` by index, pinned to the version they were read at.
+    async fn delete_matching_rules(
+        &self,
+        region: &str,
+        group_id: &str,
+        rules: &[PortRule],
+    ) -> CloudResult<()> {
+        let r: model::DescribeSecurityGroupPolicies = self
+            .client
+            .call(
+                Service::Vpc,
+                region,
+                "DescribeSecurityGroupPolicies",
+                &json!({"SecurityGroupId": group_id}),
+            )
+            .await?;
+        let set = r.security_group_policy_set;
+        let indexes = matching_policy_indexes(&set, rules);
+        if indexes.is_empty() {
+            return Ok(());
+        }
+        self.call_ok(
+            Service::Vpc,
+            region,
+            "DeleteSecurityGroupPolicies",
+            &delete_policies_body(group_id, &set.version, &indexes),
+        )
+        .await
     }
 
     async fn create_rules(
@@ -364,12 +423,13 @@ impl CloudDriver for TencentDriver {
     }
 
     async fn create_security_group(&self, req: &CreateSecurityGroup) -> CloudResult<String> {
-        // Regional: no VpcId. GroupDescription is required.
+        // Regional: no VpcId. GroupDescription is required, at most 100 characters.
         let description = if req.description.is_empty() {
             &req.name
         } else {
             &req.description
         };
+        let description: String = description.chars().take(100).collect();
         let mut body = json!({"GroupName": req.name, "GroupDescription": description});
         if !req.tags.is_empty() {
             body["Tags"] = tags_json(&req.tags);
@@ -446,28 +506,14 @@ impl CloudDriver for TencentDriver {
             return Ok(());
         }
         // Delete by index, read with the set's version: deleting by content would have to
-        // match every field the cloud stored (description included).
-        let r: model::DescribeSecurityGroupPolicies = self
-            .client
-            .call(
-                Service::Vpc,
-                region,
-                "DescribeSecurityGroupPolicies",
-                &json!({"SecurityGroupId": group_id}),
-            )
-            .await?;
-        let set = r.security_group_policy_set;
-        let indexes = matching_policy_indexes(&set, rules);
-        if indexes.is_empty() {
-            return Ok(());
+        // match every field the cloud stored (description included). If the set changed
+        // between the read and the delete (`UnsupportedOperation.VersionMismatch`), read again.
+        match self.delete_matching_rules(region, group_id, rules).await {
+            Err(e) if e.code == "UnsupportedOperation.VersionMismatch" => {
+                self.delete_matching_rules(region, group_id, rules).await
+            }
+            other => other,
         }
-        self.call_ok(
-            Service::Vpc,
-            region,
-            "DeleteSecurityGroupPolicies",
-            &delete_policies_body(group_id, &set.version, &indexes),
-        )
-        .await
     }
 
     async fn run_instance(&self, req: &RunInstance) -> CloudResult<String> {
@@ -528,29 +574,34 @@ impl CloudDriver for TencentDriver {
         .await
     }
 
-    /// POSTPAID instances terminate directly; PREPAID ones go to the recycle bin (SHUTDOWN).
-    /// EIPs are released by their own calls, never with the instance.
+    /// POSTPAID instances terminate directly. A PREPAID one goes to the recycle bin (SHUTDOWN,
+    /// `IsolatedSource` MANMADE) on the first TerminateInstances and is destroyed by a second
+    /// (SDK `cvm_client.py` TerminateInstances): the driver sends the second as soon as the
+    /// instance shows in the bin; until then a later delete (the caller retries while the
+    /// instance is still found) sends it. EIPs are released by their own calls, never with the
+    /// instance.
     async fn delete_instance(&self, region: &str, instance_id: &str) -> CloudResult<()> {
-        let result = self
-            .call_ok(
-                Service::Cvm,
-                region,
-                "TerminateInstances",
-                &json!({"InstanceIds": [instance_id], "ReleaseAddress": false}),
-            )
-            .await;
-        match result {
-            // Already TERMINATING (or gone meanwhile): the delete is done, not refused.
+        match self.terminate(region, instance_id).await {
+            Ok(()) => {}
+            // Already TERMINATING, in the recycle bin or gone meanwhile: done, not refused.
             Err(e) if e.is(ErrorClass::WrongState) => {
-                let found = self
-                    .describe_instances(region, &[instance_id.to_string()])
-                    .await?;
-                match found.into_iter().find(|i| i.id == instance_id) {
+                let found = self.describe_one(region, instance_id).await?;
+                return match found.map(to_instance) {
                     Some(i) if i.status != mce_cloud::InstanceStatus::Terminated => Err(e),
                     _ => Ok(()),
+                };
+            }
+            Err(e) => return Err(e),
+        }
+        match self.describe_one(region, instance_id).await? {
+            Some(i) if recycled(&i.instance_state, &i.isolated_source) => {
+                match self.terminate(region, instance_id).await {
+                    // Still settling into the bin: the next delete destroys it.
+                    Err(e) if e.is(ErrorClass::WrongState) || e.is(ErrorClass::NotFound) => Ok(()),
+                    other => other,
                 }
             }
-            other => other,
+            _ => Ok(()),
         }
     }
 
@@ -569,9 +620,26 @@ impl CloudDriver for TencentDriver {
             return Ok(());
         }
         let action = "TagResources";
-        let resource = self
+        let (resource, current) = self
             .instance_resource_name(action, region, instance_id)
             .await?;
+        // TagResources takes 10 tags per call: past the per-resource limit the first calls
+        // would apply and a later one fail. Refuse the whole change before any call instead.
+        let limit = crate::PROFILE.limits.tags_per_resource;
+        let after = current
+            .keys()
+            .chain(tags.keys())
+            .collect::<BTreeSet<_>>()
+            .len();
+        if after > limit {
+            return Err(CloudError::new(
+                ErrorClass::QuotaExceeded,
+                PROVIDER,
+                action,
+                "LimitExceeded.ResourceAttachedTags",
+                format!("instance {instance_id} would carry {after} tags, more than {limit}"),
+            ));
+        }
         self.tag_calls(region, action, tag_resources_bodies(&resource, tags))
             .await
     }
@@ -586,7 +654,7 @@ impl CloudDriver for TencentDriver {
             return Ok(());
         }
         let action = "UnTagResources";
-        let resource = self
+        let (resource, _) = self
             .instance_resource_name(action, region, instance_id)
             .await?;
         self.tag_calls(region, action, untag_resources_bodies(&resource, keys))
@@ -818,9 +886,17 @@ mod tests {
                         "GetCallerIdentity" => json!({"AccountId": "1001"}),
                         "DescribeInstances" => {
                             let id = body["InstanceIds"][0].as_str().unwrap_or("ins-1").to_string();
-                            let state = if id == "ins-2" { "TERMINATING" } else { "RUNNING" };
-                            json!({"InstanceSet": [{"InstanceId": id, "InstanceState": state}], "TotalCount": 1})
+                            match id.as_str() {
+                                "ins-2" => json!({"InstanceSet": [{"InstanceId": id, "InstanceState": "TERMINATING"}], "TotalCount": 1}),
+                                // A PREPAID instance the first TerminateInstances put in the bin.
+                                "ins-p" => json!({"InstanceSet": [{
+                                    "InstanceId": id, "InstanceState": "SHUTDOWN",
+                                    "InstanceChargeType": "PREPAID", "IsolatedSource": "MANMADE"
+                                }], "TotalCount": 1}),
+                                _ => json!({"InstanceSet": [{"InstanceId": id, "InstanceState": "RUNNING"}], "TotalCount": 1}),
+                            }
                         }
+                        "TerminateInstances" if body["InstanceIds"][0] == "ins-p" => json!({}),
                         "TerminateInstances" => {
                             json!({"Error": {"Code": "UnsupportedOperation.InstanceStateTerminating", "Message": "busy"}})
                         }
@@ -960,5 +1036,28 @@ mod tests {
             json!({"InstanceIds": ["ins-2"], "ReleaseAddress": false})
         );
         assert_eq!(log.len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_prepaid_instance_is_terminated_again_out_of_the_recycle_bin() {
+        let log: Log = Arc::default();
+        let d = fake_cloud(Arc::clone(&log)).await;
+        d.delete_instance("ap-guangzhou", "ins-p").await.unwrap();
+        let found = d
+            .describe_instances("ap-guangzhou", &["ins-p".to_string()])
+            .await
+            .unwrap();
+        assert_eq!(found[0].status, mce_cloud::InstanceStatus::Terminated);
+        let log = log.lock();
+        let calls: Vec<&str> = log.iter().map(|(_, a, _)| a.as_str()).collect();
+        assert_eq!(
+            calls,
+            [
+                "TerminateInstances",
+                "DescribeInstances",
+                "TerminateInstances",
+                "DescribeInstances"
+            ]
+        );
     }
 }

@@ -179,6 +179,13 @@ pub struct InstanceItem {
     pub public_ip_addresses: Vec<String>,
     #[serde(deserialize_with = "nullable")]
     pub tags: Vec<Tag>,
+    /// `PREPAID`, `POSTPAID_BY_HOUR`, ...
+    #[serde(deserialize_with = "nullable")]
+    pub instance_charge_type: String,
+    /// Why a SHUTDOWN instance is isolated: `MANMADE` (returned: in the recycle bin),
+    /// `EXPIRE`, `ARREAR`; `NOTISOLATED` otherwise.
+    #[serde(deserialize_with = "nullable")]
+    pub isolated_source: String,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -190,11 +197,24 @@ pub struct DescribeInstances {
     pub total_count: u64,
 }
 
-/// An asynchronous VPC call's answer (EIP calls): the task to poll, as a string.
+/// A task id: a string in the EIP calls' answers, an integer in DescribeTaskResult (both
+/// accepted, so an answer is never refused over it).
+fn task_id<'de, D>(d: D) -> Result<String, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        Some(serde_json::Value::String(s)) => s,
+        Some(serde_json::Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    })
+}
+
+/// An asynchronous VPC call's answer (EIP calls): the task to poll.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Task {
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "task_id")]
     pub task_id: String,
 }
 
@@ -203,7 +223,7 @@ pub struct Task {
 pub struct AllocateAddresses {
     #[serde(deserialize_with = "nullable")]
     pub address_set: Vec<String>,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "task_id")]
     pub task_id: String,
 }
 

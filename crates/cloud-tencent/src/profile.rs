@@ -10,10 +10,11 @@ use crate::{TencentConfig, TencentDriver, bandwidth_mode_wire, charge_type_wire}
 
 /// Tencent Cloud's facts. Tag keys starting with `qcs:` or `project` are reserved by the
 /// cloud (Tag "Use Limits"); some products also reserve `qcloud` and `tencent`, so all four
-/// are kept off limits. Up to 50 tags per resource. Linux instance passwords (RunInstances
-/// `LoginSettings.Password`) are 8-30 characters from three of lower case, upper case, digits
-/// and `()`~!@#$%^&*-+=|{}[]:;'<>,.?/` (Windows wants 12; the cloud also refuses a leading
-/// `/`, which this rule does not express). Instance names up to 128 characters (CVM caps
+/// are kept off limits. Up to 50 tags per resource. Instance passwords (RunInstances
+/// `LoginSettings.Password`, SDK `cvm/v20170312/models.py` LoginSettings): Linux 8-30
+/// characters from two of lower case, upper case, digits and ``()`~!@#$%^&*-+=|{}[]:;',.?/``,
+/// Windows 12-30 from three; the rule asks three so a password fits either (no `<`/`>`: the
+/// cloud refuses them; it also refuses a leading `/`, which this rule does not express). Instance names up to 128 characters (CVM caps
 /// VPC/subnet/security-group names lower, at 60). ClientToken up to 64 ASCII characters.
 pub static PROFILE: ProviderProfile = ProviderProfile {
     provider_type: "TENCENT",
@@ -22,7 +23,7 @@ pub static PROFILE: ProviderProfile = ProviderProfile {
         min_chars: 8,
         max_chars: 30,
         min_classes: 3,
-        specials: "()`~!@#$%^&*-+=|{}[]:;'<>,.?/",
+        specials: "()`~!@#$%^&*-+=|{}[]:;',.?/",
     },
     limits: ProviderLimits {
         tags_per_resource: 50,
@@ -74,6 +75,10 @@ mod tests {
             "underscore is not in CVM's set"
         );
         assert!(rule.check(&format!("Aa1!{}", "x".repeat(27))).is_err());
+        assert!(
+            rule.check("Passw0rd<>").is_err(),
+            "< and > are not in CVM's set"
+        );
     }
 
     #[test]

@@ -39,12 +39,18 @@ pub fn instance_status(state: &str) -> InstanceStatus {
         // Rebooting: the instance is coming back up.
         "STARTING" | "REBOOTING" => InstanceStatus::Starting,
         "STOPPING" => InstanceStatus::Stopping,
-        // SHUTDOWN: a PREPAID instance in the recycle bin (expired or terminated): stopped,
-        // renewable, not gone.
+        // SHUTDOWN ("停止待销毁"): isolated, expired or in arrears (renewable: stopped, not
+        // gone). One returned by TerminateInstances is in the recycle bin: see [`recycled`].
         "STOPPED" | "SHUTDOWN" => InstanceStatus::Stopped,
         "TERMINATING" => InstanceStatus::Terminated,
         other => InstanceStatus::Other(other.to_string()),
     }
+}
+
+/// A PREPAID instance the first TerminateInstances moved to the recycle bin (`SHUTDOWN`,
+/// `IsolatedSource` `MANMADE`): gone for the operator, destroyed by a second TerminateInstances.
+pub fn recycled(state: &str, isolated_source: &str) -> bool {
+    state == "SHUTDOWN" && isolated_source == "MANMADE"
 }
 
 /// EIP `AddressStatus` → provider-neutral status. Only UNBIND can be associated or released.
@@ -478,8 +484,13 @@ pub fn untag_resources_bodies(resource: &str, keys: &[String]) -> Vec<Value> {
 /// `eip_allocation_id` stays empty; since instances launch without a public IP, any public
 /// address they show is an EIP read from DescribeAddresses by the caller.
 pub(crate) fn to_instance(i: model::InstanceItem) -> Instance {
+    let status = if recycled(&i.instance_state, &i.isolated_source) {
+        InstanceStatus::Terminated
+    } else {
+        instance_status(&i.instance_state)
+    };
     Instance {
-        status: instance_status(&i.instance_state),
+        status,
         instance_type: i.instance_type,
         zone: i.placement.zone,
         private_ip: i.private_ip_addresses.into_iter().find(|s| !s.is_empty()),
@@ -834,6 +845,23 @@ mod tests {
         assert_eq!(i.private_ip.as_deref(), Some("10.0.0.5"));
         assert_eq!(i.public_ip, None);
         assert_eq!(i.tags.get("k").map(String::as_str), Some("v"));
+        // SHUTDOWN: in the recycle bin after a TerminateInstances (gone), or expired (stopped).
+        let shut = |source: &str| {
+            let item: model::InstanceItem = serde_json::from_value(json!({
+                "InstanceId": "ins-2", "InstanceState": "SHUTDOWN", "IsolatedSource": source,
+                "InstanceChargeType": "PREPAID"
+            }))
+            .unwrap();
+            to_instance(item).status
+        };
+        assert_eq!(shut("MANMADE"), InstanceStatus::Terminated);
+        assert_eq!(shut("EXPIRE"), InstanceStatus::Stopped);
+        assert_eq!(shut("ARREAR"), InstanceStatus::Stopped);
+        // TaskId: a string in the EIP answers, an integer in DescribeTaskResult.
+        let t: model::Task = serde_json::from_value(json!({"TaskId": "123"})).unwrap();
+        assert_eq!(t.task_id, "123");
+        let t: model::Task = serde_json::from_value(json!({"TaskId": 123})).unwrap();
+        assert_eq!(t.task_id, "123");
         let a: model::AddressItem = serde_json::from_value(json!({
             "AddressId": "eip-1", "AddressIp": "1.2.3.4", "AddressStatus": "BIND",
             "InstanceId": "ins-1", "Bandwidth": 5, "TagSet": []

@@ -3,6 +3,7 @@
 //! emulator, an in-process driver over the emulator's model, and fixtures.
 
 pub mod aliyun_client;
+pub mod conformance;
 pub mod control_plane;
 pub mod crds;
 pub mod dry_provider;

@@ -1,0 +1,37 @@
+//! The provider-neutral driver conformance suite (`mce_testkit::conformance`), run against the
+//! Alibaba Cloud driver and the emulator's Alibaba front end. Wire details stay in
+//! `aliyun_driver.rs`.
+
+use mce_cloud_aliyun::{AliyunConfig, AliyunDriver, PROFILE};
+use mce_emulator::EmulatorHandle;
+use mce_testkit::conformance::{DriverOptions, DriverUnderTest, Provider, UnknownIds};
+
+fn build(emu: &EmulatorHandle, o: &DriverOptions) -> DriverUnderTest {
+    let mut config = AliyunConfig::new(o.credentials()).with_endpoint(emu.base_url());
+    config.timeout = o.timeout;
+    config.retry = o.retry;
+    config.rate_limit = o.rate_limit;
+    DriverUnderTest::new(
+        AliyunDriver::new(config).expect("driver builds"),
+        AliyunDriver::stats,
+    )
+}
+
+static ALIYUN: Provider = Provider {
+    code: "ALIYUN",
+    build,
+    region: "cn-hangzhou",
+    zone: "cn-hangzhou-i",
+    instance_type: "ecs.g7.large",
+    image: "ubuntu_22_04_x64_20G_alibase_20240130.vhd",
+    disk_category: "cloud_essd",
+    tags_per_resource: PROFILE.limits.tags_per_resource,
+    unknown: UnknownIds {
+        instance: "i-doesnotexist",
+        subnet: "vsw-doesnotexist",
+        security_group: "sg-doesnotexist",
+    },
+    regional_security_groups: false,
+};
+
+mce_testkit::conformance_suite!(ALIYUN);

@@ -1,0 +1,37 @@
+//! The provider-neutral driver conformance suite (`mce_testkit::conformance`), run against the
+//! Tencent Cloud driver and the emulator's Tencent front end (TC3-signed requests on the same
+//! address, the emulator's credentials as SecretId/SecretKey).
+
+use mce_cloud_tencent::{PROFILE, TencentConfig, TencentDriver};
+use mce_emulator::EmulatorHandle;
+use mce_testkit::conformance::{DriverOptions, DriverUnderTest, Provider, UnknownIds};
+
+fn build(emu: &EmulatorHandle, o: &DriverOptions) -> DriverUnderTest {
+    let mut config = TencentConfig::new(o.credentials()).with_endpoint(emu.base_url());
+    config.timeout = o.timeout;
+    config.retry = o.retry;
+    config.rate_limit = o.rate_limit;
+    DriverUnderTest::new(
+        TencentDriver::new(config).expect("driver builds"),
+        TencentDriver::stats,
+    )
+}
+
+static TENCENT: Provider = Provider {
+    code: "TENCENT",
+    build,
+    region: "ap-guangzhou",
+    zone: "ap-guangzhou-3",
+    instance_type: "S5.MEDIUM4",
+    image: "img-487zeit5",
+    disk_category: "CLOUD_PREMIUM",
+    tags_per_resource: PROFILE.limits.tags_per_resource,
+    unknown: UnknownIds {
+        instance: "ins-00000000",
+        subnet: "subnet-00000000",
+        security_group: "sg-00000000",
+    },
+    regional_security_groups: true,
+};
+
+mce_testkit::conformance_suite!(TENCENT);
