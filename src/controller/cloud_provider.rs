@@ -16,9 +16,6 @@ use super::status::{EventSink, Progress, StatusSink};
 use crate::api::conditions;
 use crate::api::{CloudProvider, CloudProviderStatus, Reason};
 
-/// Region probed when the provider names no default region.
-const FALLBACK_PROBE_REGION: &str = "cn-hangzhou";
-
 #[instrument(skip_all, fields(provider = %provider.name_any()))]
 pub async fn reconcile(provider: Arc<CloudProvider>, ctx: Arc<Context>) -> Result<Action> {
     let available = probe(&provider, &ctx).await;
@@ -78,12 +75,16 @@ async fn probe(provider: &CloudProvider, ctx: &Context) -> Result<(), (Reason, S
         .refresh(provider)
         .await
         .map_err(|e| (e.reason(), e.to_string()))?;
+    let profile = ctx
+        .drivers
+        .profile(provider)
+        .map_err(|e| (e.reason(), e.to_string()))?;
     let region = provider
         .spec
         .defaults
         .region
         .as_deref()
-        .unwrap_or(FALLBACK_PROBE_REGION);
+        .unwrap_or(profile.probe_region);
     driver
         .probe(region)
         .await

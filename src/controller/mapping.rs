@@ -152,7 +152,6 @@ pub struct InstanceParams {
     pub internet_charge_type: Option<String>,
 }
 
-const DEFAULT_DISK_CATEGORY: &str = "cloud_essd";
 const DEFAULT_DISK_GIB: u32 = 40;
 
 /// Maps an EcsInstance spec onto the provider: image id, instance type, charge mode and
@@ -191,7 +190,7 @@ pub fn instance_params_pinned(
             .as_ref()
             .and_then(|d| d.category.clone())
             .or_else(|| provider.defaults.system_disk_category.clone())
-            .unwrap_or_else(|| DEFAULT_DISK_CATEGORY.to_string()),
+            .unwrap_or_else(|| profile.default_disk_category.to_string()),
         size_gib: spec
             .system_disk
             .as_ref()

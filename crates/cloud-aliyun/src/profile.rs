@@ -28,6 +28,9 @@ pub static PROFILE: ProviderProfile = ProviderProfile {
     charge_wire: charge_type_wire,
     bandwidth_wire: bandwidth_mode_wire,
     forbidden_extensions: crate::wire::FORBIDDEN_RUN_EXTENSIONS,
+    probe_region: "cn-hangzhou",
+    // ESSD PL1: what the console offers first for current instance families.
+    default_disk_category: "cloud_essd",
 };
 
 /// Registers Alibaba Cloud with the operator.

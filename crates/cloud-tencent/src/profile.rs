@@ -33,6 +33,9 @@ pub static PROFILE: ProviderProfile = ProviderProfile {
     charge_wire: charge_type_wire,
     bandwidth_wire: bandwidth_mode_wire,
     forbidden_extensions: crate::wire::FORBIDDEN_RUN_EXTENSIONS,
+    probe_region: "ap-guangzhou",
+    // Premium cloud disk: offered by every CVM family (CLOUD_BSSD/SSD/HSSD are not).
+    default_disk_category: "CLOUD_PREMIUM",
 };
 
 /// Registers Tencent Cloud with the operator.

@@ -30,6 +30,11 @@ pub struct ProviderProfile {
     /// snapshots, undeletable or leaking resources). The driver also refuses the parameters it
     /// builds itself.
     pub forbidden_extensions: &'static [&'static str],
+    /// Region the availability probe asks when the CloudProvider names no default region.
+    pub probe_region: &'static str,
+    /// System disk category of an instance when neither the EcsInstance nor the
+    /// CloudProvider's defaults name one (e.g. `cloud_essd`, `CLOUD_PREMIUM`).
+    pub default_disk_category: &'static str,
 }
 
 impl ProviderProfile {
@@ -269,6 +274,8 @@ mod tests {
             charge_wire: |_| "c",
             bandwidth_wire: |_| "b",
             forbidden_extensions: &["Role", "Nic.N.Net", "Template.*"],
+            probe_region: "t-1",
+            default_disk_category: "disk",
         };
         assert_eq!(profile.resource_name("vpc-a@b.c"), "vpc-a-b.");
         assert_eq!(profile.resource_name("sg-x"), "sg-x");

@@ -48,6 +48,8 @@ pub static PROFILE: ProviderProfile = ProviderProfile {
     charge_wire,
     bandwidth_wire,
     forbidden_extensions: &[],
+    probe_region: "dry-1",
+    default_disk_category: "dry_disk",
 };
 
 /// DRY's name of a charge mode, as shown in status.
