@@ -141,6 +141,11 @@ pub async fn release(
             .ignore_not_found()?;
         info!(instance_id = %id, "instance deleted");
     }
+    // Released means confirmed gone: some clouds take a while (TERMINATING) or a second call
+    // (Tencent's PREPAID recycle bin) to remove an instance, and the next pass repeats it.
+    if !instances.is_empty() && !driver.describe_instances(region, &instances).await?.is_empty() {
+        steps_left = true;
+    }
 
     // The instance's own security group (dependency violations clear once the instance is gone).
     let vpc = status
