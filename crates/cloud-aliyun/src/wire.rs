@@ -45,6 +45,7 @@ pub fn eip_status(status: &str) -> EipStatus {
         "Associating" => EipStatus::Associating,
         "InUse" => EipStatus::InUse,
         "Unassociating" => EipStatus::Unassociating,
+        "Releasing" => EipStatus::Releasing,
         other => EipStatus::Other(other.to_string()),
     }
 }

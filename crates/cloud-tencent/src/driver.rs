@@ -662,7 +662,7 @@ impl CloudDriver for TencentDriver {
     }
 
     /// Asynchronous on Tencent: the address is read back once; while it is still being
-    /// created its status is `Other("CREATING")` and its IP may be empty.
+    /// created its status is `Creating` and its IP may be empty.
     async fn allocate_eip(&self, req: &AllocateEip) -> CloudResult<Eip> {
         let action = "AllocateAddresses";
         let mut body = json!({
@@ -696,7 +696,7 @@ impl CloudDriver for TencentDriver {
             .unwrap_or(Eip {
                 allocation_id: id,
                 ip_address: String::new(),
-                status: EipStatus::Other("CREATING".to_string()),
+                status: EipStatus::Creating,
                 instance_id: None,
                 bandwidth_mbps: req.bandwidth_mbps,
                 tags: req.tags.clone(),

@@ -60,6 +60,8 @@ pub fn eip_status(status: &str) -> EipStatus {
         "BINDING" => EipStatus::Associating,
         "BIND" | "BIND_ENI" => EipStatus::InUse,
         "UNBINDING" => EipStatus::Unassociating,
+        "CREATING" => EipStatus::Creating,
+        "OFFLINING" => EipStatus::Releasing,
         other => EipStatus::Other(other.to_string()),
     }
 }
@@ -586,11 +588,8 @@ mod tests {
         assert_eq!(eip_status("BIND"), EipStatus::InUse);
         assert_eq!(eip_status("BIND_ENI"), EipStatus::InUse);
         assert_eq!(eip_status("UNBINDING"), EipStatus::Unassociating);
-        assert_eq!(eip_status("CREATING"), EipStatus::Other("CREATING".into()));
-        assert_eq!(
-            eip_status("OFFLINING"),
-            EipStatus::Other("OFFLINING".into())
-        );
+        assert_eq!(eip_status("CREATING"), EipStatus::Creating);
+        assert_eq!(eip_status("OFFLINING"), EipStatus::Releasing);
     }
 
     #[test]

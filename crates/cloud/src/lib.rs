@@ -244,11 +244,26 @@ pub struct AllocateEip {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EipStatus {
+    /// Allocated and not yet usable (clouds with asynchronous allocation, e.g. Tencent).
+    Creating,
     Available,
     Associating,
     InUse,
     Unassociating,
+    /// Being released.
+    Releasing,
     Other(String),
+}
+
+impl EipStatus {
+    /// The cloud is moving the EIP between states: no association, release or change is
+    /// accepted until it settles.
+    pub fn is_transitional(&self) -> bool {
+        matches!(
+            self,
+            Self::Creating | Self::Associating | Self::Unassociating | Self::Releasing
+        )
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -143,7 +143,12 @@ pub async fn release(
     }
     // Released means confirmed gone: some clouds take a while (TERMINATING) or a second call
     // (Tencent's PREPAID recycle bin) to remove an instance, and the next pass repeats it.
-    if !instances.is_empty() && !driver.describe_instances(region, &instances).await?.is_empty() {
+    if !instances.is_empty()
+        && !driver
+            .describe_instances(region, &instances)
+            .await?
+            .is_empty()
+    {
         steps_left = true;
     }
 

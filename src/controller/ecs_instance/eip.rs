@@ -111,7 +111,18 @@ impl Run<'_> {
             progress.cloud_changed |= !matches!(step, EipStep::Done | EipStep::Wait);
             match step {
                 EipStep::Done => break,
-                EipStep::Wait => return Ok(Some(plan::SHORT_REQUEUE)),
+                EipStep::Wait => {
+                    if let Some(e) = &eip {
+                        let settling = plan::eip_settling(e);
+                        progress.step(
+                            settling.type_,
+                            settling.status,
+                            settling.reason,
+                            settling.message,
+                        );
+                    }
+                    return Ok(Some(plan::SHORT_REQUEUE));
+                }
                 EipStep::Allocate => {
                     let Some(wanted) = wanted else { break };
                     if progress.status.eip_client_token.is_none() {

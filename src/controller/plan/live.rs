@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use crate::api::Reason;
 use crate::api::conditions::{self, Desired};
 use crate::api::tags;
-use mce_cloud::{Eip, EipStatus, Instance, PortRule, ProviderProfile, Tags};
+use mce_cloud::{Eip, Instance, PortRule, ProviderProfile, Tags};
 
 /// Source of every opened port: ports are opened to the internet.
 pub const ANYWHERE: &str = "0.0.0.0/0";
@@ -89,9 +89,7 @@ pub fn eip_step(wanted: Option<u32>, eip: Option<&Eip>, instance_id: &str) -> Ei
     match (wanted, eip) {
         (None, None) => EipStep::Done,
         (Some(_), None) => EipStep::Allocate,
-        (_, Some(e)) if matches!(e.status, EipStatus::Associating | EipStatus::Unassociating) => {
-            EipStep::Wait
-        }
+        (_, Some(e)) if e.status.is_transitional() => EipStep::Wait,
         (None, Some(e)) if e.instance_id.is_some() => {
             EipStep::Disassociate(e.allocation_id.clone())
         }
@@ -110,6 +108,20 @@ pub fn eip_step(wanted: Option<u32>, eip: Option<&Eip>, instance_id: &str) -> Ei
             }
         }
     }
+}
+
+/// The `PublicIpReady` condition while the cloud moves the EIP between states (allocating,
+/// binding, unbinding, releasing: asynchronous on Tencent Cloud).
+pub fn eip_settling(eip: &Eip) -> Desired {
+    Desired::new(
+        conditions::PUBLIC_IP_READY,
+        false,
+        Reason::Binding,
+        format!(
+            "EIP {} is {:?}; waiting for the cloud to settle it",
+            eip.allocation_id, eip.status
+        ),
+    )
 }
 
 /// The `PublicIpReady` condition for `wanted` bandwidth (None: no public IP wanted), given the
@@ -221,6 +233,7 @@ pub fn instance_tags(base: Tags) -> Tags {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mce_cloud::EipStatus;
 
     fn rule(port: u16, cidr: &str) -> PortRule {
         PortRule {
