@@ -579,8 +579,24 @@ async fn a_second_tenant_with_the_same_user_gets_its_own_vpc() {
 }
 
 #[tokio::test]
-async fn drift_is_repaired() {
-    let env = Env::start("drift").await;
+async fn drift_is_repaired_on_aliyun() {
+    drift_is_repaired(&ALIYUN).await;
+}
+
+#[tokio::test]
+async fn drift_is_repaired_on_tencent() {
+    drift_is_repaired(&TENCENT).await;
+}
+
+async fn drift_is_repaired(on: &'static CloudFixture) {
+    let env = Env::start_with(
+        "drift",
+        Options {
+            cloud: on,
+            ..Options::default()
+        },
+    )
+    .await;
     let ns = env.ns.name.clone();
     env.create_instance(
         "drifty",
@@ -596,7 +612,12 @@ async fn drift_is_repaired() {
     // The instance deleted behind the operator's back: recreated with a new token, and warned.
     state
         .with_model_mut(|m| {
-            m.delete_instances(REGION, std::slice::from_ref(&old_id), true, Instant::now())
+            m.delete_instances(
+                on.region,
+                std::slice::from_ref(&old_id),
+                true,
+                Instant::now(),
+            )
         })
         .unwrap();
     let recreated = env
@@ -620,7 +641,7 @@ async fn drift_is_repaired() {
     // The EIP detached on the cloud: re-associated.
     let eip = recreated.eip_allocation_id.clone().unwrap();
     state
-        .with_model_mut(|m| m.unassociate_eip(REGION, &eip, None))
+        .with_model_mut(|m| m.unassociate_eip(on.region, &eip, None))
         .unwrap();
     assert!(by_id(&env.cloud(), "eips", &eip).unwrap()["instanceId"].is_null());
     env.wait_cloud("the EIP re-associated", |c| {

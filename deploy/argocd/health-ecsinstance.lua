@@ -29,6 +29,7 @@ local terminal = {
   OwnershipMismatch = true,
   BandwidthModeImmutable = true,
   ExtensionNotAllowed = true,
+  ReservedTag = true,
 }
 
 local hs = { status = "Progressing", message = "Waiting for the operator to report status" }

@@ -1,17 +1,23 @@
-//! Throughput of the emulator: concurrent loopback clients send ACS3-signed DescribeInstances and
-//! DescribeVpcs calls for a bounded time; prints requests/s and p50/p99 latency.
+//! Throughput of the emulator, per front end in the same run: concurrent loopback clients send
+//! DescribeInstances and DescribeVpcs calls for a bounded time, first ACS3-signed to the Alibaba
+//! front end, then TC3-signed (JSON bodies) to the Tencent one; prints requests/s and p50/p99
+//! latency of each.
 //!
-//! `cargo bench -p mce-bench --bench emulator_throughput` (env: `MCE_BENCH_SECS`, default 10;
-//! `MCE_BENCH_CLIENTS`, default 32). The emulator runs in this process (the library, as the
-//! tests use it); the clients are `mce_testkit`'s signed test client.
+//! `cargo bench -p mce-bench --bench emulator_throughput` (env: `MCE_BENCH_SECS`, default 10 per
+//! front end; `MCE_BENCH_CLIENTS`, default 32). The emulator runs in this process (the library,
+//! as the tests use it); the Alibaba clients are `mce_testkit`'s signed test client, the Tencent
+//! ones sign with the emulator's own test signer (`mce_emulator::tencent::sign_for_tests`).
 
 use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
 
 use mce_emulator::{DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
 use mce_testkit::aliyun_client::SignedClient;
 use mce_testkit::emulator::start_in_process;
 
 const REGION: &str = "cn-hangzhou";
+const TC_REGION: &str = "ap-guangzhou";
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -111,6 +117,140 @@ async fn drive(client: SignedClient, first: u64, deadline: Instant) -> (Vec<u32>
     (latencies, errors)
 }
 
+/// A TC3-signing JSON client of the Tencent front end.
+#[derive(Clone)]
+struct TencentClient {
+    http: reqwest::Client,
+    host: String,
+}
+
+impl TencentClient {
+    fn new(host: String) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            host,
+        }
+    }
+
+    /// `Ok(Response)` of a successful call, `Err` with the error code or transport failure.
+    async fn call(&self, service: &str, action: &str, body: &Value) -> Result<Value, String> {
+        let payload = body.to_string().into_bytes();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        let headers = mce_emulator::tencent::sign_for_tests(
+            DEFAULT_ACCESS_KEY_ID,
+            DEFAULT_ACCESS_KEY_SECRET,
+            &self.host,
+            service,
+            action,
+            TC_REGION,
+            &payload,
+            now,
+        );
+        let mut request = self.http.post(format!("http://{}/", self.host));
+        for (k, v) in headers {
+            request = request.header(k, v);
+        }
+        let response = request
+            .body(payload)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let answer: Value = response.json().await.map_err(|e| e.to_string())?;
+        let answer = answer["Response"].clone();
+        match answer["Error"]["Code"].as_str() {
+            Some(code) => Err(code.to_string()),
+            None => Ok(answer),
+        }
+    }
+}
+
+async fn seed_tencent(client: &TencentClient) {
+    let vpc = client
+        .call(
+            "vpc",
+            "CreateVpc",
+            &json!({"VpcName": "bench", "CidrBlock": "10.0.0.0/16"}),
+        )
+        .await
+        .expect("CreateVpc");
+    let vpc_id = vpc["Vpc"]["VpcId"].as_str().expect("VpcId").to_string();
+    let subnet = client
+        .call(
+            "vpc",
+            "CreateSubnet",
+            &json!({"VpcId": vpc_id, "SubnetName": "bench", "CidrBlock": "10.0.0.0/20", "Zone": "ap-guangzhou-3"}),
+        )
+        .await
+        .expect("CreateSubnet");
+    let sg = client
+        .call(
+            "vpc",
+            "CreateSecurityGroup",
+            &json!({"GroupName": "bench", "GroupDescription": "bench"}),
+        )
+        .await
+        .expect("CreateSecurityGroup");
+    let run = client
+        .call(
+            "cvm",
+            "RunInstances",
+            &json!({
+                "Placement": {"Zone": "ap-guangzhou-3"},
+                "InstanceType": "S5.MEDIUM4",
+                "ImageId": "img-bench",
+                "VirtualPrivateCloud": {"VpcId": vpc_id, "SubnetId": subnet["Subnet"]["SubnetId"]},
+                "SecurityGroupIds": [sg["SecurityGroup"]["SecurityGroupId"]],
+                "InstanceCount": 50,
+                "TagSpecification": [{"ResourceType": "instance", "Tags": [{"Key": "bench", "Value": "yes"}]}],
+            }),
+        )
+        .await
+        .expect("RunInstances");
+    assert_eq!(run["InstanceIdSet"].as_array().map(Vec::len), Some(50));
+}
+
+/// The Tencent twin of [`drive`]: DescribeInstances (10 of the 50 seeded, by tag) and
+/// DescribeVpcs, alternately.
+async fn drive_tencent(client: TencentClient, first: u64, deadline: Instant) -> (Vec<u32>, u64) {
+    let mut latencies: Vec<u32> = Vec::with_capacity(100_000);
+    let mut errors = 0u64;
+    let mut i = first;
+    let instances = json!({"Filters": [{"Name": "tag:bench", "Values": ["yes"]}], "Limit": 10});
+    let vpcs = json!({});
+    while Instant::now() < deadline {
+        let t = Instant::now();
+        let result = if i.is_multiple_of(2) {
+            client.call("cvm", "DescribeInstances", &instances).await
+        } else {
+            client.call("vpc", "DescribeVpcs", &vpcs).await
+        };
+        i += 1;
+        match result {
+            Ok(_) => latencies.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX)),
+            Err(_) => errors += 1,
+        }
+    }
+    (latencies, errors)
+}
+
+fn report(name: &str, clients: u64, elapsed: f64, all: &mut [u32], errors: u64) {
+    all.sort_unstable();
+    println!(
+        "emulator_throughput [{name}]: {clients} clients, {elapsed:.1} s, DescribeInstances (10 of 50 instances) + DescribeVpcs"
+    );
+    println!("  requests ok: {}  errors: {errors}", all.len());
+    println!("  throughput:  {:.0} req/s", all.len() as f64 / elapsed);
+    println!(
+        "  latency:     p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        percentile(all, 0.5),
+        percentile(all, 0.99),
+        percentile(all, 1.0)
+    );
+}
+
 fn main() {
     let secs = env_u64("MCE_BENCH_SECS", 10);
     let clients = env_u64("MCE_BENCH_CLIENTS", 32);
@@ -139,20 +279,29 @@ fn main() {
             errors += err;
         }
         let elapsed = started.elapsed().as_secs_f64();
-        all.sort_unstable();
+        report("Alibaba, ACS3", clients, elapsed, &mut all, errors);
+
+        let tencent = TencentClient::new(emulator.endpoint());
+        seed_tencent(&tencent).await;
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..clients)
+            .map(|n| tokio::spawn(drive_tencent(tencent.clone(), n, deadline)))
+            .collect();
+        let mut all = Vec::new();
+        let mut errors = 0;
+        for task in tasks {
+            let (lat, err) = task.await.expect("client task");
+            all.extend(lat);
+            errors += err;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        report("Tencent, TC3", clients, elapsed, &mut all, errors);
         let calls = emulator.state().calls();
-        println!(
-            "emulator_throughput: {clients} clients, {elapsed:.1} s, DescribeInstances (10 of 50 instances) + DescribeVpcs, ACS3-signed"
-        );
-        println!("  requests ok: {}  errors: {errors}", all.len());
-        println!("  throughput:  {:.0} req/s", all.len() as f64 / elapsed);
-        println!(
-            "  latency:     p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
-            percentile(&all, 0.5),
-            percentile(&all, 0.99),
-            percentile(&all, 1.0)
-        );
         println!("  calls seen by the emulator: {:?}", calls.by_action);
+        if !calls.errors.is_empty() {
+            println!("  errors seen by the emulator: {:?}", calls.errors);
+        }
         emulator.shutdown().await;
     });
 }

@@ -1,9 +1,11 @@
 //! Local emulator of the cloud APIs, for tests, benchmarks and the demo.
 //!
-//! It serves the Alibaba Cloud ECS (2014-05-26) and VPC (2016-04-28) RPC APIs over HTTP on one
-//! loopback port, verifies ACS3-HMAC-SHA256 and V2 HMAC-SHA1 signatures, and keeps every
-//! resource in memory ([`model`]). The Alibaba wire format lives in [`aliyun`]; the model is
-//! provider-neutral so other front ends can reuse it.
+//! It serves, on one loopback port, the Alibaba Cloud ECS (2014-05-26) and VPC (2016-04-28) RPC
+//! APIs (ACS3-HMAC-SHA256 and V2 HMAC-SHA1 signatures, [`aliyun`]) and the Tencent Cloud API 3.0
+//! CVM, VPC (2017-03-12), Tag and STS (2018-08-13) APIs (TC3-HMAC-SHA256, [`tencent`]), routed by
+//! signature scheme, and keeps every resource in memory ([`model`]). The model is
+//! provider-neutral; each front end works in its own realm of it, so one cloud's clients never
+//! see the other's resources.
 //!
 //! Inspection and administration endpoints live under `/_emulator/` (a path the clouds never
 //! use): `GET /_emulator/resources`, `GET|PUT /_emulator/faults`, `GET|PUT /_emulator/stock`,
@@ -25,6 +27,7 @@
 
 pub mod aliyun;
 pub mod model;
+pub mod tencent;
 mod verify;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -34,11 +37,12 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use serde::Serialize;
 
 use model::{Faults, Model, ModelSettings, PriceTable, Quotas, StockEntry};
@@ -86,6 +90,9 @@ pub struct EmulatorArgs {
     /// Actions whose answers may be lost, comma separated (default: all).
     #[arg(long, value_delimiter = ',')]
     pub lost_response_actions: Vec<String>,
+    /// Time an asynchronous task (Tencent EIP calls) takes, in milliseconds.
+    #[arg(long, default_value_t = 300)]
+    pub task_delay_ms: u64,
 }
 
 /// Configuration of an in-process emulator.
@@ -108,6 +115,9 @@ pub struct EmulatorConfig {
     pub max_clock_skew: Duration,
     /// Most signature nonces remembered (oldest forgotten first).
     pub nonce_capacity: usize,
+    /// Time an asynchronous task takes (Tencent EIP calls: RUNNING, and the address in a
+    /// transitional state, until then).
+    pub task_delay: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -127,6 +137,7 @@ impl Default for EmulatorConfig {
             regions: settings.regions,
             max_clock_skew: Duration::from_secs(15 * 60),
             nonce_capacity: 1_000_000,
+            task_delay: Duration::from_millis(300),
         }
     }
 }
@@ -269,6 +280,9 @@ pub struct EmulatorState {
     calls: Mutex<CallStats>,
     log: Mutex<VecDeque<CallRecord>>,
     max_clock_skew: Duration,
+    /// The Tencent front end's own state (always locked after the model).
+    tencent: Mutex<tencent::FrontState>,
+    task_delay: Duration,
 }
 
 impl EmulatorState {
@@ -289,7 +303,23 @@ impl EmulatorState {
             calls: Mutex::new(CallStats::default()),
             log: Mutex::new(VecDeque::new()),
             max_clock_skew: config.max_clock_skew,
+            tencent: Mutex::new(tencent::FrontState::default()),
+            task_delay: config.task_delay,
         }
+    }
+
+    /// The Tencent front end's state; lock the model first when holding both.
+    pub(crate) fn tencent(&self) -> MutexGuard<'_, tencent::FrontState> {
+        self.tencent.lock()
+    }
+
+    pub(crate) fn task_delay(&self) -> Duration {
+        self.task_delay
+    }
+
+    /// A read guard of the model, for reads that also need a front end's state.
+    pub(crate) fn model_read(&self) -> RwLockReadGuard<'_, Model> {
+        self.model.read()
     }
 
     pub(crate) fn secret_of(&self, access_key_id: &str) -> Option<&str> {
@@ -384,7 +414,8 @@ impl EmulatorState {
         let region = m.region_of(kind, id)?;
         match kind {
             model::Kind::Instance => {
-                m.delete_instances(&region, &[id.to_string()], true, Instant::now())?
+                m.delete_instances(&region, &[id.to_string()], true, Instant::now())?;
+                self.tencent.lock().forget_instance(id);
             }
             model::Kind::Eip => m.release_eip(&region, id)?,
             model::Kind::SecurityGroup => m.delete_security_group(&region, id)?,
@@ -474,7 +505,10 @@ impl EmulatorState {
 
     /// Drops every resource, token and count; restores quotas, stock and faults of the config.
     pub fn reset(&self) {
-        self.model.write().reset();
+        let mut model = self.model.write();
+        model.reset();
+        *self.tencent.lock() = tencent::FrontState::default();
+        drop(model);
         self.set_faults(self.initial_faults.clone());
         *self.calls.lock() = CallStats::default();
         self.log.lock().clear();
@@ -541,8 +575,23 @@ pub fn router(state: Arc<EmulatorState>) -> Router {
         .route("/_emulator/oob/detach-eip", post(oob_detach_eip))
         .route("/_emulator/oob/revoke-rule", post(oob_revoke_rule))
         .route("/_emulator/reset", post(admin_reset))
-        .fallback(aliyun::handle)
+        .fallback(cloud_call)
         .with_state(state)
+}
+
+/// Routes a cloud call by its signature scheme: TC3 (Tencent Cloud) or else Alibaba Cloud.
+async fn cloud_call(
+    state: State<Arc<EmulatorState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if tencent::is_tencent_request(&headers) {
+        tencent::handle(state, method, uri, headers, body).await
+    } else {
+        aliyun::handle(state, method, uri, headers, body).await
+    }
 }
 
 /// Starts an emulator on `config.listen` in the current tokio runtime.
@@ -600,6 +649,7 @@ pub async fn run(args: EmulatorArgs) -> Result<(), Box<dyn std::error::Error + S
             lost_response_rate: args.lost_response_rate,
             lost_response_actions: args.lost_response_actions.clone(),
         },
+        task_delay: Duration::from_millis(args.task_delay_ms),
         ..EmulatorConfig::default()
     };
     if let Some(q) = &args.quotas {

@@ -35,7 +35,9 @@ impl Model {
             return Err(ModelError::Invalid("a security group is required".into()));
         }
         for sg in &req.security_group_ids {
-            if self.get_security_group(sg, &req.region)?.vpc_id != vpc_id {
+            let group_vpc = &self.get_security_group(sg, &req.region)?.vpc_id;
+            // A regional group (no VPC) serves every VPC of its region.
+            if !group_vpc.is_empty() && *group_vpc != vpc_id {
                 return Err(ModelError::Invalid(format!(
                     "the security group {sg} and the VSwitch are not in the same VPC"
                 )));
@@ -52,7 +54,8 @@ impl Model {
             return Ok(Vec::new());
         }
         self.idempotent(idem, |m| {
-            let room = (m.quotas.instances as usize).saturating_sub(m.instances.len());
+            let room = (m.quotas.instances as usize)
+                .saturating_sub(m.count_in_realm(&m.instances, |i| i.realm));
             let stock_key = (req.instance_type.clone(), zone.clone());
             let stock = m.stock.get(&stock_key).map_or(usize::MAX, |s| *s as usize);
             let min = if req.min_amount == 0 {
@@ -100,6 +103,7 @@ impl Model {
                     id.clone(),
                     Instance {
                         id: id.clone(),
+                        realm: m.realm.name,
                         region: req.region.clone(),
                         zone: zone.clone(),
                         instance_type: req.instance_type.clone(),
@@ -218,7 +222,7 @@ impl Model {
             ));
         }
         let ids = self.idempotent(idem, |m| {
-            if m.eips.len() >= m.quotas.eips as usize {
+            if m.count_in_realm(&m.eips, |e| e.realm) >= m.quotas.eips as usize {
                 return Err(ModelError::Quota(Kind::Eip));
             }
             let id = m.new_id("eip");
@@ -227,6 +231,7 @@ impl Model {
                 id.clone(),
                 Eip {
                     id: id.clone(),
+                    realm: m.realm.name,
                     region: req.region,
                     ip,
                     bandwidth: req.bandwidth,

@@ -35,6 +35,31 @@ pub enum Kind {
     Eip,
 }
 
+/// The API front end a resource belongs to. Each front end creates in its own realm, which
+/// decides the style of new ids and the regions accepted, and lists only that realm's
+/// resources, so a client of one cloud never sees another cloud's VPC. Quotas count per realm,
+/// as each cloud is a separate account. Operations by id never cross realms in practice: the
+/// realms' regions are disjoint, and every lookup is by (id, region).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Realm {
+    pub name: &'static str,
+    /// Ids as `<prefix>-<8 lower-case letters or digits>` instead of the default
+    /// `<prefix>-bp1<sequence><8 random>`.
+    pub short_ids: bool,
+    /// Id prefixes replacing the model's own (`("i", "ins")`).
+    pub prefixes: &'static [(&'static str, &'static str)],
+    /// Regions accepted; `None` takes [`ModelSettings::regions`].
+    pub regions: Option<&'static [&'static str]>,
+}
+
+/// The realm of the first front end (Alibaba Cloud) and of in-process drivers.
+pub const DEFAULT_REALM: Realm = Realm {
+    name: "default",
+    short_ids: false,
+    prefixes: &[],
+    regions: None,
+};
+
 /// Why a model operation failed. Front ends map these to provider codes.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ModelError {
@@ -285,6 +310,8 @@ pub struct Model {
     tag_born: HashMap<String, HashMap<String, Instant>>,
     seq: u64,
     ip_seq: u32,
+    /// The realm new resources go to (see [`Model::in_realm`]).
+    realm: Realm,
 }
 
 const ID_ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
@@ -306,6 +333,7 @@ impl Model {
             tag_born: HashMap::new(),
             seq: 0,
             ip_seq: 0,
+            realm: DEFAULT_REALM,
         }
     }
 
@@ -314,6 +342,31 @@ impl Model {
         let read_lag = self.read_lag;
         *self = Self::new(self.settings.clone());
         self.read_lag = read_lag;
+    }
+
+    /// Runs `f` with `realm` as the realm of new resources, then restores the previous one.
+    pub fn in_realm<T>(&mut self, realm: Realm, f: impl FnOnce(&mut Self) -> T) -> T {
+        let previous = std::mem::replace(&mut self.realm, realm);
+        let out = f(self);
+        self.realm = previous;
+        out
+    }
+
+    /// The realm new resources go to.
+    pub fn realm(&self) -> Realm {
+        self.realm
+    }
+
+    /// How many of `resources` belong to the current realm (quotas count per realm).
+    fn count_in_realm<T>(
+        &self,
+        resources: &BTreeMap<String, T>,
+        realm_of: impl Fn(&T) -> &str,
+    ) -> usize {
+        resources
+            .values()
+            .filter(|r| realm_of(r) == self.realm.name)
+            .count()
     }
 
     /// Whether reads see the resource at `now` (it was created at least the read lag ago).
@@ -398,20 +451,50 @@ impl Model {
             + self.eips.len()
     }
 
-    /// A new id: prefix, a creation sequence (so ids sort in creation order) and random letters.
+    /// A new id in the realm's style: by default the prefix, a creation sequence (so ids sort in
+    /// creation order) and random letters; short ids are the prefix and 8 random letters.
     fn new_id(&mut self, prefix: &str) -> String {
         use rand::Rng;
         self.forget_aged();
         self.seq += 1;
-        let mut id = format!("{prefix}-bp1{:08}", self.seq);
+        let prefix = self
+            .realm
+            .prefixes
+            .iter()
+            .find(|(from, _)| *from == prefix)
+            .map_or(prefix, |(_, to)| *to);
         let mut rng = rand::rng();
-        for _ in 0..8 {
-            id.push(char::from(
-                ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())],
-            ));
-        }
+        let mut random = |id: &mut String| {
+            for _ in 0..8 {
+                id.push(char::from(
+                    ID_ALPHABET[rng.random_range(0..ID_ALPHABET.len())],
+                ));
+            }
+        };
+        let id = if self.realm.short_ids {
+            loop {
+                let mut id = format!("{prefix}-");
+                random(&mut id);
+                if !self.id_taken(&id) {
+                    break id;
+                }
+            }
+        } else {
+            let mut id = format!("{prefix}-bp1{:08}", self.seq);
+            random(&mut id);
+            id
+        };
         self.born.insert(id.clone(), Instant::now());
         id
+    }
+
+    fn id_taken(&self, id: &str) -> bool {
+        self.born.contains_key(id)
+            || self.vpcs.contains_key(id)
+            || self.subnets.contains_key(id)
+            || self.security_groups.contains_key(id)
+            || self.instances.contains_key(id)
+            || self.eips.contains_key(id)
     }
 
     fn new_public_ip(&mut self, first: u8) -> Ipv4Addr {
@@ -424,7 +507,14 @@ impl Model {
         if region.is_empty() {
             return Err(ModelError::Invalid("RegionId is required".into()));
         }
-        if !self.settings.regions.is_empty() && !self.settings.regions.iter().any(|r| r == region) {
+        let known = match self.realm.regions {
+            Some(regions) => regions.contains(&region),
+            None => {
+                self.settings.regions.is_empty()
+                    || self.settings.regions.iter().any(|r| r == region)
+            }
+        };
+        if !known {
             return Err(ModelError::UnknownRegion(region.to_string()));
         }
         Ok(())

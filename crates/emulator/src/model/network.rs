@@ -15,7 +15,7 @@ impl Model {
             return Err(ModelError::InvalidCidr(req.cidr_block));
         }
         let ids = self.idempotent(idem, |m| {
-            if m.vpcs.len() >= m.quotas.vpcs as usize {
+            if m.count_in_realm(&m.vpcs, |v| v.realm) >= m.quotas.vpcs as usize {
                 return Err(ModelError::Quota(Kind::Vpc));
             }
             let id = m.new_id("vpc");
@@ -25,6 +25,7 @@ impl Model {
                 id.clone(),
                 Vpc {
                     id: id.clone(),
+                    realm: m.realm.name,
                     region: req.region,
                     cidr_block: cidr.to_string(),
                     name: req.name,
@@ -112,6 +113,7 @@ impl Model {
                 id.clone(),
                 Subnet {
                     id: id.clone(),
+                    realm: m.realm.name,
                     region: req.region,
                     vpc_id: req.vpc_id,
                     zone: req.zone,
@@ -186,9 +188,14 @@ impl Model {
         idem: Option<&Idem>,
     ) -> ModelResult<String> {
         self.check_region(&req.region)?;
-        self.vpc(&req.vpc_id, &req.region)?;
+        // An empty VPC id makes a regional group (usable by instances of any VPC).
+        if !req.vpc_id.is_empty() {
+            self.vpc(&req.vpc_id, &req.region)?;
+        }
         let ids = self.idempotent(idem, |m| {
-            if m.security_groups.len() >= m.quotas.security_groups as usize {
+            if m.count_in_realm(&m.security_groups, |g| g.realm)
+                >= m.quotas.security_groups as usize
+            {
                 return Err(ModelError::Quota(Kind::SecurityGroup));
             }
             let id = m.new_id("sg");
@@ -196,12 +203,14 @@ impl Model {
                 id.clone(),
                 SecurityGroup {
                     id: id.clone(),
+                    realm: m.realm.name,
                     region: req.region,
                     vpc_id: req.vpc_id,
                     name: req.name,
                     description: req.description,
                     tags: req.tags,
                     rules: Vec::new(),
+                    rules_version: 1,
                     created: Timestamp::now(),
                 },
             );
@@ -257,6 +266,9 @@ impl Model {
             return Err(ModelError::Quota(Kind::SecurityGroupRule));
         }
         let added = fresh.len();
+        if added > 0 {
+            group.rules_version += 1;
+        }
         let now = Timestamp::now();
         for (spec, rule_id) in fresh.into_iter().zip(new_ids) {
             group.rules.push(Rule {
@@ -293,6 +305,10 @@ impl Model {
         group
             .rules
             .retain(|r| !specs.iter().any(|s| r.same_as(s)) && !rule_ids.contains(&r.id));
-        Ok(before - group.rules.len())
+        let removed = before - group.rules.len();
+        if removed > 0 {
+            group.rules_version += 1;
+        }
+        Ok(removed)
     }
 }

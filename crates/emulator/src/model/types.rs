@@ -6,6 +6,8 @@ use super::*;
 #[serde(rename_all = "camelCase")]
 pub struct Vpc {
     pub id: String,
+    /// The realm (front end) the resource belongs to.
+    pub realm: &'static str,
     pub region: String,
     pub cidr_block: String,
     pub name: String,
@@ -20,6 +22,8 @@ pub struct Vpc {
 #[serde(rename_all = "camelCase")]
 pub struct Subnet {
     pub id: String,
+    /// The realm (front end) the resource belongs to.
+    pub realm: &'static str,
     pub region: String,
     pub vpc_id: String,
     pub zone: String,
@@ -73,12 +77,16 @@ pub struct RuleSpec {
 #[serde(rename_all = "camelCase")]
 pub struct SecurityGroup {
     pub id: String,
+    /// The realm (front end) the resource belongs to.
+    pub realm: &'static str,
     pub region: String,
     pub vpc_id: String,
     pub name: String,
     pub description: String,
     pub tags: Tags,
     pub rules: Vec<Rule>,
+    /// Bumped by every change of the rules (clouds that version rule sets expose it).
+    pub rules_version: u64,
     pub created: Timestamp,
 }
 
@@ -106,6 +114,8 @@ impl InstanceStatus {
 #[serde(rename_all = "camelCase")]
 pub struct Instance {
     pub id: String,
+    /// The realm (front end) the resource belongs to.
+    pub realm: &'static str,
     pub region: String,
     pub zone: String,
     pub instance_type: String,
@@ -140,6 +150,11 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// Whether the instance was never started again since its creation (its first boot).
+    pub fn is_first_boot(&self) -> bool {
+        self.first_boot
+    }
+
     /// The state at `now`, given the boot delay.
     pub fn status_at(&self, now: Instant, boot_delay: Duration) -> InstanceStatus {
         if self.stopped {
@@ -175,6 +190,8 @@ impl EipStatus {
 #[serde(rename_all = "camelCase")]
 pub struct Eip {
     pub id: String,
+    /// The realm (front end) the resource belongs to.
+    pub realm: &'static str,
     pub region: String,
     pub ip: Ipv4Addr,
     pub bandwidth: u32,
