@@ -710,7 +710,7 @@ impl CloudDriver for TencentDriver {
         allocation_id: &str,
         instance_id: &str,
     ) -> CloudResult<()> {
-        let _: model::Task = self
+        let sent: CloudResult<model::Task> = self
             .client
             .call(
                 Service::Vpc,
@@ -718,8 +718,27 @@ impl CloudDriver for TencentDriver {
                 "AssociateAddress",
                 &json!({"AddressId": allocation_id, "InstanceId": instance_id}),
             )
-            .await?;
-        Ok(())
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            // A retry after a lost answer finds the first call's work (BINDING or BIND to this
+            // very instance): that is success, not a refusal.
+            Err(e)
+                if e.code == "InvalidInstanceId.AlreadyBindEip" || e.is(ErrorClass::WrongState) =>
+            {
+                let by_id = EipFilter {
+                    allocation_ids: vec![allocation_id.to_string()],
+                    ..EipFilter::default()
+                };
+                let bound_here = self
+                    .describe_eips(region, &by_id)
+                    .await?
+                    .iter()
+                    .any(|eip| eip.instance_id.as_deref() == Some(instance_id));
+                if bound_here { Ok(()) } else { Err(e) }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn describe_eips(&self, region: &str, filter: &EipFilter) -> CloudResult<Vec<Eip>> {

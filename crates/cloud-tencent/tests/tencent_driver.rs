@@ -232,3 +232,58 @@ async fn wire_names_of_actions_and_codes() {
     assert_eq!(server_calls(&emu, "UnTagResources"), 2);
     assert_eq!(server_calls(&emu, "GetCallerIdentity"), 1);
 }
+
+/// AssociateAddress carried out but its answer lost: the driver's retry is refused
+/// (`InvalidInstanceId.AlreadyBindEip` or the EIP BINDING), finds the EIP on this very
+/// instance and reports success, so the operator never sees a refusal for its own work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_associate_answer_is_not_a_refusal() {
+    let emu = emulator().await;
+    let d = driver(&emu);
+    let owner = tags(&[("mce/owner", "lost-associate")]);
+    let (subnet, group) = network(&d, &owner, "172.16.2.0/24").await;
+    let id = d
+        .run_instance(&run_request(
+            &subnet,
+            &group,
+            ChargeMode::OnDemand,
+            "lost-associate-1",
+        ))
+        .await
+        .expect("run");
+    until_running(&d, &id).await;
+    let eip = d
+        .allocate_eip(&mce_cloud::AllocateEip {
+            region: REGION.into(),
+            bandwidth_mbps: 5,
+            bandwidth_mode: mce_cloud::BandwidthMode::Traffic,
+            tags: owner.clone(),
+            client_token: "lost-associate-eip".into(),
+        })
+        .await
+        .expect("allocate");
+    let by_id = mce_cloud::EipFilter {
+        allocation_ids: vec![eip.allocation_id.clone()],
+        ..mce_cloud::EipFilter::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = d.describe_eips(REGION, &by_id).await.expect("describe");
+        if found.first().map(|e| &e.status) == Some(&mce_cloud::EipStatus::Available) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never available: {found:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    emu.state().set_faults(Faults {
+        lost_response_rate: 1.0,
+        lost_response_actions: vec!["AssociateAddress".into()],
+        ..Faults::default()
+    });
+    d.associate_eip(REGION, &eip.allocation_id, &id)
+        .await
+        .expect("the retry finds the EIP bound here");
+    assert!(server_calls(&emu, "AssociateAddress") >= 2);
+    let found = d.describe_eips(REGION, &by_id).await.expect("describe");
+    assert_eq!(found[0].instance_id.as_deref(), Some(id.as_str()));
+}
