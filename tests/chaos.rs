@@ -1,5 +1,6 @@
-//! Chaos: a rollout of 100 EcsInstances across 5 users on a cloud with read lag, lost responses,
-//! 10% throttling and 5% server errors, while the operator is killed with SIGKILL at random
+//! Chaos: a rollout of 100 EcsInstances across 5 users on two clouds (Alibaba Cloud and Tencent
+//! Cloud, whose network creates take no ClientToken) with read lag, lost responses, 10%
+//! throttling and 5% server errors, while the operator is killed with SIGKILL at random
 //! moments; then everything is deleted. At no sampled moment may two instances, EIPs, VPCs or
 //! security groups carry the same owning object's UID tag; at the end nothing may be left in the
 //! cloud and no operator log may show a panic.
@@ -47,6 +48,13 @@ fn chaos_faults() -> Faults {
             "DeleteInstances",
             "ReleaseEipAddress",
             "DeleteSecurityGroup",
+            // Tencent Cloud's names of the same steps.
+            "AllocateAddresses",
+            "AssociateAddress",
+            "CreateSubnet",
+            "CreateSecurityGroupPolicies",
+            "TerminateInstances",
+            "ReleaseAddresses",
         ]
         .map(String::from)
         .to_vec(),
@@ -118,6 +126,8 @@ async fn rollout_and_deletion_survive_lag_lost_responses_faults_and_kills() {
         ..Quotas::default()
     });
     state.set_faults(chaos_faults());
+    let tencent = env.extra_provider_on(&TENCENT, false).await;
+    let tencent = tencent.as_str();
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = sample(state.clone(), stop.clone());
     let mut logs = Vec::new();
@@ -135,11 +145,21 @@ async fn rollout_and_deletion_survive_lag_lost_responses_faults_and_kills() {
             })
         })
         .collect();
+    // Odd users are on Tencent Cloud.
+    let on_tencent = |user: &str| {
+        user.trim_start_matches("user")
+            .parse::<usize>()
+            .is_ok_and(|u| u % 2 == 1)
+    };
     let total = names.len();
     {
         let env = &env;
         futures::stream::iter(names)
-            .for_each_concurrent(16, |(name, user, extra)| async move {
+            .for_each_concurrent(16, |(name, user, mut extra)| async move {
+                if on_tencent(&user) {
+                    extra["provider"] = json!(tencent);
+                    extra["region"] = json!(TENCENT.region);
+                }
                 env.create_instance(&name, &user, extra).await;
             })
             .await;
@@ -148,17 +168,29 @@ async fn rollout_and_deletion_survive_lag_lost_responses_faults_and_kills() {
     // Rollout, with kills at random moments, until every instance is Ready.
     let deadline = Instant::now() + ROLLOUT_DEADLINE;
     let ready = loop {
-        let list = env.instances().list(&ListParams::default()).await;
-        let ready = list.map_or(0, |l| l.items.iter().filter(|i| is_ready(i)).count());
+        let items = env
+            .instances()
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        let ready = items.iter().filter(|i| is_ready(i)).count();
         if ready == total && kills >= ROLLOUT_KILLS {
             break ready;
         }
         if Instant::now() >= deadline {
             stop.store(true, Ordering::Relaxed);
+            let mut waiting: BTreeMap<String, usize> = BTreeMap::new();
+            for i in items.iter().filter(|i| !is_ready(i)) {
+                let why = condition(i, "Ready")
+                    .map(|c| format!("{}: {}", c.reason, c.message))
+                    .unwrap_or_else(|| "no status".into());
+                *waiting.entry(why).or_default() += 1;
+            }
             panic!(
-                "only {ready}/{total} Ready after {ROLLOUT_DEADLINE:?} ({kills} kills); cloud counts {}\noperator log tail:\n{}",
+                "only {ready}/{total} Ready after {ROLLOUT_DEADLINE:?} ({kills} kills); not ready: {waiting:#?}; cloud counts {}\noperator log tail:\n{}",
                 state.resources()["counts"],
-                tail(&env.logs(), 60)
+                tail(&env.logs(), 20)
             );
         }
         random_pause().await;

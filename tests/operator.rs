@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, ListParams};
+use mce_emulator::model::Faults;
 use mce_testkit::prelude::*;
 use multicloud_ecs::api::ecs_instance::Phase;
 use serde_json::{Value, json};
@@ -664,5 +665,46 @@ async fn drift_is_repaired(on: &'static CloudFixture) {
     })
     .await;
     env.wait_ready(&ns, "drifty").await;
+    env.finish().await;
+}
+
+/// Tencent's CreateVpc, CreateSubnet and CreateSecurityGroup take no ClientToken. With every
+/// one of their answers lost and new resources invisible for a while, the operator must not
+/// create any of them twice: it waits for the first to show up by its tags.
+#[tokio::test]
+async fn lost_answers_of_creates_without_client_token_make_no_duplicates() {
+    let env = Env::start_with(
+        "untokened",
+        Options {
+            cloud: &TENCENT,
+            ..Options::default()
+        },
+    )
+    .await;
+    let ns = env.ns.name.clone();
+    env.emulator.state().set_faults(Faults {
+        read_lag_ms: 1500,
+        lost_response_rate: 1.0,
+        lost_response_actions: ["CreateVpc", "CreateSubnet", "CreateSecurityGroup"]
+            .map(String::from)
+            .to_vec(),
+        ..Faults::default()
+    });
+    env.create_instance("lossy", "user-lossy", json!({"openPorts": [22]}))
+        .await;
+    env.wait_ready(&ns, "lossy").await;
+    let cloud = env.cloud();
+    assert_eq!(count(&cloud, "vpcs"), 1, "{}", cloud["counts"]);
+    assert_eq!(count(&cloud, "subnets"), 1, "{}", cloud["counts"]);
+    // The network's group and the instance's own.
+    assert_eq!(count(&cloud, "securityGroups"), 2, "{}", cloud["counts"]);
+    let calls = env.emulator.state().calls().by_action;
+    for (action, sent) in [
+        ("CreateVpc", 1),
+        ("CreateSubnet", 1),
+        ("CreateSecurityGroup", 2),
+    ] {
+        assert_eq!(calls.get(action), Some(&sent), "{action}: {calls:?}");
+    }
     env.finish().await;
 }

@@ -326,6 +326,10 @@ pub struct EcsInstanceStatus {
     /// ClientToken of the instance security group creation, persisted before the cloud call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_group_client_token: Option<String>,
+    /// The security group create sent to a cloud without ClientTokens for it, until the group
+    /// is found by its tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_create: Option<super::PendingCreate>,
 }
 
 /// The network an instance runs in.

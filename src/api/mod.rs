@@ -66,6 +66,18 @@ pub struct SecretKeyRef {
     pub key: String,
 }
 
+/// A create sent to a cloud whose create takes no ClientToken (Tencent's CreateVpc...),
+/// persisted before the call. Until the resource is found by its tags, or the provider's grace
+/// has passed since `at`, it is not created again: a lost answer or a crash must not make two.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingCreate {
+    /// What was created: `vpc`, `subnet/<zone>` or `securityGroup`.
+    pub resource: String,
+    /// When the create was sent (RFC 3339).
+    pub at: String,
+}
+
 /// All CRDs of the API, in a stable order.
 pub fn crds()
 -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>

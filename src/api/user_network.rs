@@ -109,4 +109,8 @@ pub struct UserNetworkStatus {
     /// ClientToken prefix of the network's creates, persisted before the cloud calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_token: Option<String>,
+    /// Creates sent to a cloud without ClientTokens for network creates whose resource has not
+    /// been found by its tags yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_creates: Vec<super::PendingCreate>,
 }

@@ -136,7 +136,7 @@ impl RpcClient {
         let code = if err.is_timeout() {
             "Timeout"
         } else if err.is_connect() {
-            "ConnectionFailed"
+            mce_cloud::CONNECTION_FAILED
         } else {
             "Transport"
         };

@@ -29,6 +29,8 @@ pub static PROFILE: ProviderProfile = ProviderProfile {
     bandwidth_wire: bandwidth_mode_wire,
     forbidden_extensions: crate::wire::FORBIDDEN_RUN_EXTENSIONS,
     probe_region: "cn-hangzhou",
+    // CreateVpc, CreateVSwitch and CreateSecurityGroup take a ClientToken.
+    untokened_create_grace: None,
     // ESSD PL1: what the console offers first for current instance families.
     default_disk_category: "cloud_essd",
 };

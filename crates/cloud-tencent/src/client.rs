@@ -131,6 +131,31 @@ impl ApiClient {
         action: &str,
         body: &Value,
     ) -> CloudResult<T> {
+        self.call_replaying(service, region, action, body, true)
+            .await
+    }
+
+    /// [`Self::call`] for a create without a ClientToken (CreateVpc, CreateSubnet,
+    /// CreateSecurityGroup): not sent again once its outcome is unknown.
+    pub async fn call_create<T: DeserializeOwned>(
+        &self,
+        service: Service,
+        region: &str,
+        action: &str,
+        body: &Value,
+    ) -> CloudResult<T> {
+        self.call_replaying(service, region, action, body, false)
+            .await
+    }
+
+    async fn call_replaying<T: DeserializeOwned>(
+        &self,
+        service: Service,
+        region: &str,
+        action: &str,
+        body: &Value,
+        replay_unknown: bool,
+    ) -> CloudResult<T> {
         let endpoint = self.endpoint(service);
         let secrets = secret_values(body);
         let payload = serde_json::to_vec(body).map_err(|e| {
@@ -142,12 +167,14 @@ impl ApiClient {
                 format!("cannot serialise the request: {e}"),
             )
         })?;
-        let (response, request_id) = self
-            .transport
-            .call(region, action, || {
-                self.send_once(service, &endpoint, region, action, &payload, &secrets)
-            })
-            .await?;
+        let send = || self.send_once(service, &endpoint, region, action, &payload, &secrets);
+        let (response, request_id) = if replay_unknown {
+            self.transport.call(region, action, send).await?
+        } else {
+            self.transport
+                .call_once_created(region, action, send)
+                .await?
+        };
         serde_json::from_value::<T>(response).map_err(|e| {
             invalid_response(PROVIDER, action, request_id, &e, &self.secrets(&secrets))
         })
@@ -168,7 +195,7 @@ impl ApiClient {
         let code = if err.is_timeout() {
             "Timeout"
         } else if err.is_connect() {
-            "ConnectionFailed"
+            mce_cloud::CONNECTION_FAILED
         } else {
             "Transport"
         };

@@ -323,7 +323,7 @@ impl CloudDriver for TencentDriver {
         }
         let r: model::CreateVpc = self
             .client
-            .call(Service::Vpc, &req.region, "CreateVpc", &body)
+            .call_create(Service::Vpc, &req.region, "CreateVpc", &body)
             .await?;
         Some(r.vpc.vpc_id)
             .filter(|s| !s.is_empty())
@@ -379,7 +379,7 @@ impl CloudDriver for TencentDriver {
         }
         let r: model::CreateSubnet = self
             .client
-            .call(Service::Vpc, &req.region, "CreateSubnet", &body)
+            .call_create(Service::Vpc, &req.region, "CreateSubnet", &body)
             .await?;
         Some(r.subnet.subnet_id)
             .filter(|s| !s.is_empty())
@@ -436,7 +436,7 @@ impl CloudDriver for TencentDriver {
         }
         let r: model::CreateSecurityGroup = self
             .client
-            .call(Service::Vpc, &req.region, "CreateSecurityGroup", &body)
+            .call_create(Service::Vpc, &req.region, "CreateSecurityGroup", &body)
             .await?;
         Some(r.security_group.security_group_id)
             .filter(|s| !s.is_empty())

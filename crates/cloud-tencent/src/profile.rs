@@ -34,6 +34,9 @@ pub static PROFILE: ProviderProfile = ProviderProfile {
     bandwidth_wire: bandwidth_mode_wire,
     forbidden_extensions: crate::wire::FORBIDDEN_RUN_EXTENSIONS,
     probe_region: "ap-guangzhou",
+    // CreateVpc, CreateSubnet and CreateSecurityGroup take no ClientToken; a new resource's
+    // tags reach the tag filters of the describes within seconds.
+    untokened_create_grace: Some(std::time::Duration::from_secs(15)),
     // Premium cloud disk: offered by every CVM family (CLOUD_BSSD/SSD/HSSD are not).
     default_disk_category: "CLOUD_PREMIUM",
 };

@@ -120,7 +120,17 @@ impl CloudError {
     pub fn is(&self, class: ErrorClass) -> bool {
         self.class == class
     }
+
+    /// Whether the cloud may have carried the call out although it failed: a lost answer, a
+    /// timeout, a server error. (A refused connection, throttling or a 4xx never ran.) A create
+    /// without a ClientToken must not be sent again blindly after such a failure.
+    pub fn outcome_unknown(&self) -> bool {
+        self.class == ErrorClass::Transient && self.code != CONNECTION_FAILED
+    }
 }
+
+/// `code` of a transport error where no connection was made, so nothing was sent.
+pub const CONNECTION_FAILED: &str = "ConnectionFailed";
 
 pub type CloudResult<T> = Result<T, CloudError>;
 

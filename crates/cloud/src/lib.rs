@@ -22,7 +22,7 @@ use std::fmt;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use error::{CloudError, CloudResult, ErrorClass, IgnoreNotFound};
+pub use error::{CONNECTION_FAILED, CloudError, CloudResult, ErrorClass, IgnoreNotFound};
 pub use profile::{
     DriverConfig, PasswordPolicy, ProviderLimits, ProviderPlugin, ProviderProfile,
     ProviderRegistry, wire_name_matches,

@@ -32,6 +32,11 @@ pub struct ProviderProfile {
     pub forbidden_extensions: &'static [&'static str],
     /// Region the availability probe asks when the CloudProvider names no default region.
     pub probe_region: &'static str,
+    /// `None`: the cloud's VPC, subnet and security-group creates honour a ClientToken, so a
+    /// create is simply sent again after a crash or a lost answer. `Some(grace)`: they take
+    /// none (Tencent), so after a create whose outcome is unknown the operator looks the
+    /// resource up by its tags for `grace` (the cloud's tag-index lag) before creating again.
+    pub untokened_create_grace: Option<std::time::Duration>,
     /// System disk category of an instance when neither the EcsInstance nor the
     /// CloudProvider's defaults name one (e.g. `cloud_essd`, `CLOUD_PREMIUM`).
     pub default_disk_category: &'static str,
@@ -275,6 +280,7 @@ mod tests {
             bandwidth_wire: |_| "b",
             forbidden_extensions: &["Role", "Nic.N.Net", "Template.*"],
             probe_region: "t-1",
+            untokened_create_grace: None,
             default_disk_category: "disk",
         };
         assert_eq!(profile.resource_name("vpc-a@b.c"), "vpc-a-b.");

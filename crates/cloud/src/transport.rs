@@ -150,6 +150,36 @@ impl Transport {
         F: FnMut() -> Fut,
         Fut: Future<Output = CloudResult<(B, String)>>,
     {
+        self.run(region, action, true, send).await
+    }
+
+    /// [`Self::call`] for a create that carries no ClientToken: an attempt whose outcome is
+    /// unknown ([`CloudError::outcome_unknown`]) is not sent again, since a replay could create
+    /// a second resource; the caller finds out by looking the resource up.
+    pub async fn call_once_created<B, F, Fut>(
+        &self,
+        region: &str,
+        action: &str,
+        send: F,
+    ) -> CloudResult<(B, String)>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = CloudResult<(B, String)>>,
+    {
+        self.run(region, action, false, send).await
+    }
+
+    async fn run<B, F, Fut>(
+        &self,
+        region: &str,
+        action: &str,
+        replay_unknown: bool,
+        send: F,
+    ) -> CloudResult<(B, String)>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = CloudResult<(B, String)>>,
+    {
         // One span per call, with the fields the attempts fill in.
         let span = tracing::info_span!(
             "cloud_call",
@@ -159,13 +189,15 @@ impl Transport {
             attempt = tracing::field::Empty,
             request_id = tracing::field::Empty
         );
-        tracing::Instrument::instrument(self.attempts(region, action, send), span).await
+        tracing::Instrument::instrument(self.attempts(region, action, replay_unknown, send), span)
+            .await
     }
 
     async fn attempts<B, F, Fut>(
         &self,
         region: &str,
         action: &str,
+        replay_unknown: bool,
         mut send: F,
     ) -> CloudResult<(B, String)>
     where
@@ -194,7 +226,9 @@ impl Transport {
                 Err(err) => err,
             };
             let request_id = err.request_id.as_deref().unwrap_or("");
-            if !self.retry.should_retry(err.class, attempt) {
+            if !self.retry.should_retry(err.class, attempt)
+                || (!replay_unknown && err.outcome_unknown())
+            {
                 tracing::info!(provider, attempt, request_id, code = %err.code, class = %err.class, "cloud call failed");
                 return Err(err);
             }

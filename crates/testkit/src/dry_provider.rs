@@ -49,6 +49,7 @@ pub static PROFILE: ProviderProfile = ProviderProfile {
     bandwidth_wire,
     forbidden_extensions: &[],
     probe_region: "dry-1",
+    untokened_create_grace: None,
     default_disk_category: "dry_disk",
 };
 

@@ -199,15 +199,25 @@ impl Env {
         name
     }
 
-    /// Another CloudProvider on this test's emulator; returns its code.
+    /// Another CloudProvider of this test's cloud on its emulator; returns its code.
     pub async fn extra_provider(&mut self, disabled: bool) -> String {
+        self.extra_provider_on(self.cloud, disabled).await
+    }
+
+    /// Another CloudProvider of `cloud` on this test's emulator (which serves every cloud);
+    /// returns its code.
+    pub async fn extra_provider_on(
+        &mut self,
+        cloud: &'static CloudFixture,
+        disabled: bool,
+    ) -> String {
         let code = random_code();
         let name = format!("{PROVIDER_PREFIX}{}", code.to_lowercase());
         self.providers()
             .create(
                 &PostParams::default(),
                 &dynamic(provider_manifest_on(
-                    self.cloud,
+                    cloud,
                     &name,
                     &code,
                     &self.emulator.base_url(),

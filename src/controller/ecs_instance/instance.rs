@@ -17,11 +17,14 @@ use super::super::status::Progress;
 use super::super::{jittered, token};
 use super::Run;
 use crate::api::conditions::{self, Desired};
-use crate::api::{EcsInstance, EcsInstanceStatus, Reason};
+use crate::api::{EcsInstance, EcsInstanceStatus, PendingCreate, Reason};
 use mce_cloud::{
     CloudError, CreateSecurityGroup, Instance, InstanceStatus, Login, ProviderProfile, RunInstance,
     Secret as SecretString,
 };
+
+/// The `PendingCreate` resource of an instance's own security group.
+const SECURITY_GROUP: &str = "securityGroup";
 
 /// Records a newly learned instance id and when it was learned: the grace for an instance the
 /// cloud does not list yet runs from this moment.
@@ -317,10 +320,36 @@ impl Run<'_> {
             .await
             .map_err(|e| self.fail(progress, e))?;
         let id = match found.into_iter().next() {
-            Some(g) => g.id,
+            Some(g) => {
+                // Found by its tags: a create of it is no longer in doubt.
+                progress.status.pending_create = None;
+                g.id
+            }
             None => {
                 if progress.status.security_group_client_token.is_none() {
                     progress.status.security_group_client_token = Some(token::new(&self.uid));
+                }
+                // Without a ClientToken for it, an earlier create may still show up.
+                let now = Timestamp::now();
+                if let Err(left) = plan::untokened_create_gate(
+                    self.resolved.profile.untokened_create_grace,
+                    progress.status.pending_create.as_ref(),
+                    SECURITY_GROUP,
+                    now,
+                ) {
+                    progress.step(
+                        conditions::INSTANCE_READY,
+                        false,
+                        Reason::Provisioning,
+                        "waiting for the security group created earlier to show up",
+                    );
+                    return Err(StepError::Refused(left));
+                }
+                if self.resolved.profile.untokened_create_grace.is_some() {
+                    progress.status.pending_create = Some(PendingCreate {
+                        resource: SECURITY_GROUP.into(),
+                        at: now.to_string(),
+                    });
                 }
                 self.persist(progress).await.map_err(StepError::Failed)?;
                 progress.cloud_changed = true;

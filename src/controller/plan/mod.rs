@@ -32,6 +32,33 @@ pub const SHORT_REQUEUE: Duration = Duration::from_secs(1);
 /// Look again after this when not ready and nothing asked for a sooner look.
 const NOT_READY_REQUEUE: Duration = Duration::from_secs(5);
 
+/// Whether a create of `resource` may be sent now. Clouds whose create takes no ClientToken
+/// give a `grace` (their tag-index lag): while the create persisted as in flight is younger
+/// than that, the resource may yet show up by its tags, so `Err(remaining)` says to look again
+/// later instead of creating a second one.
+pub fn untokened_create_gate(
+    grace: Option<Duration>,
+    pending: Option<&crate::api::PendingCreate>,
+    resource: &str,
+    now: jiff::Timestamp,
+) -> Result<(), Duration> {
+    let (Some(grace), Some(pending)) = (grace, pending) else {
+        return Ok(());
+    };
+    let Ok(at) = pending.at.parse::<jiff::Timestamp>() else {
+        return Ok(());
+    };
+    if pending.resource != resource {
+        return Ok(());
+    }
+    let elapsed = now.duration_since(at);
+    let grace = jiff::SignedDuration::try_from(grace).unwrap_or(jiff::SignedDuration::MAX);
+    match grace.checked_sub(elapsed) {
+        Some(left) if left.is_positive() => Err(Duration::try_from(left).unwrap_or_default()),
+        _ => Ok(()),
+    }
+}
+
 /// The summary `Ready` condition and phase from the step conditions.
 pub fn summarize(steps: &[Desired]) -> (Desired, Phase) {
     let failing = steps.iter().find(|d| !d.status);
@@ -246,6 +273,44 @@ mod tests {
         assert_eq!(
             refusal_requeue(Reason::ProviderUnavailable, resync),
             Duration::from_secs(10)
+        );
+    }
+}
+
+#[cfg(test)]
+mod untokened_create_tests {
+    use super::*;
+    use crate::api::PendingCreate;
+
+    fn pending(resource: &str, at: &str) -> PendingCreate {
+        PendingCreate {
+            resource: resource.into(),
+            at: at.into(),
+        }
+    }
+
+    #[test]
+    fn a_create_in_flight_is_waited_for_within_the_grace_only() {
+        let now: jiff::Timestamp = "2026-11-27T10:00:10Z".parse().unwrap();
+        let grace = Some(Duration::from_secs(15));
+        let vpc = pending("vpc", "2026-11-27T10:00:00Z");
+        assert_eq!(
+            untokened_create_gate(grace, Some(&vpc), "vpc", now),
+            Err(Duration::from_secs(5))
+        );
+        // Another resource, no grace (ClientTokens), nothing in flight, or the grace over.
+        assert_eq!(
+            untokened_create_gate(grace, Some(&vpc), "securityGroup", now),
+            Ok(())
+        );
+        assert_eq!(untokened_create_gate(None, Some(&vpc), "vpc", now), Ok(()));
+        assert_eq!(untokened_create_gate(grace, None, "vpc", now), Ok(()));
+        let old = pending("vpc", "2026-11-27T09:59:00Z");
+        assert_eq!(untokened_create_gate(grace, Some(&old), "vpc", now), Ok(()));
+        let garbled = pending("vpc", "yesterday");
+        assert_eq!(
+            untokened_create_gate(grace, Some(&garbled), "vpc", now),
+            Ok(())
         );
     }
 }

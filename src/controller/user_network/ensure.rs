@@ -6,7 +6,7 @@ use tracing::info;
 use super::super::error::{Error, Result};
 use super::super::status::{Progress, StatusSink};
 use super::super::{plan, tenancy, token};
-use crate::api::{UserNetwork, UserNetworkStatus, tags};
+use crate::api::{PendingCreate, UserNetwork, UserNetworkStatus, tags};
 use kube::ResourceExt;
 use mce_cloud::{
     CloudDriver, CreateSecurityGroup, CreateSubnet, CreateVpc, IgnoreNotFound, ProviderProfile,
@@ -48,6 +48,42 @@ async fn persist(
         sink.save(status).await?;
     }
     Ok(())
+}
+
+/// Before a create on a cloud whose creates take no ClientToken: false while an earlier create
+/// of the same resource may still show up by its tags (then nothing is sent); otherwise the
+/// create is persisted as in flight, before the call, and true.
+async fn may_create(
+    r: &NetworkInputs,
+    sink: &dyn StatusSink<UserNetworkStatus>,
+    status: &mut UserNetworkStatus,
+    resource: &str,
+) -> Result<bool> {
+    let Some(grace) = r.profile.untokened_create_grace else {
+        return Ok(true);
+    };
+    let now = jiff::Timestamp::now();
+    let pending = status
+        .pending_creates
+        .iter()
+        .find(|p| p.resource == resource);
+    if let Err(left) = plan::untokened_create_gate(Some(grace), pending, resource, now) {
+        info!(
+            resource,
+            wait_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
+            "an earlier create may still show up: not creating again yet"
+        );
+        return Ok(false);
+    }
+    persist(sink, status, |s| {
+        s.pending_creates.retain(|p| p.resource != resource);
+        s.pending_creates.push(PendingCreate {
+            resource: resource.to_string(),
+            at: now.to_string(),
+        });
+    })
+    .await?;
+    Ok(true)
 }
 
 /// Finds or creates VPC → subnet → security group, persisting each id as soon as it is known.
@@ -98,13 +134,21 @@ pub async fn ensure(
         .into_iter()
         .filter(|v| adoptable(&v.tags, &namespace, &uid))
         .collect();
+    // Resources this pass found by their tags (not just created).
+    let mut found: Vec<String> = Vec::new();
     let vpc = match vpcs
         .iter()
         .find(|v| Some(&v.id) == status.vpc_id.as_ref())
         .or_else(|| vpcs.first())
     {
-        Some(v) => v.clone(),
+        Some(v) => {
+            found.push("vpc".into());
+            v.clone()
+        }
         None => {
+            if !may_create(r, sink, status, "vpc").await? {
+                return Ok(false);
+            }
             let id = driver
                 .create_vpc(&CreateVpc {
                     region: region.into(),
@@ -150,7 +194,10 @@ pub async fn ensure(
     let mut ids = std::collections::BTreeMap::new();
     for zone in std::iter::once(&r.zone).chain(&r.extra_zones) {
         let id = match subnets.iter().find(|s| &s.zone == zone) {
-            Some(s) => s.id.clone(),
+            Some(s) => {
+                found.push(format!("subnet/{zone}"));
+                s.id.clone()
+            }
             None => {
                 let taken: Vec<ipnet::Ipv4Net> = subnets
                     .iter()
@@ -159,6 +206,9 @@ pub async fn ensure(
                 let cidr = plan::subnet_block(&block, &taken).ok_or_else(|| {
                     Error::Waiting(format!("VPC {} has no room for a subnet in {zone}", vpc.id))
                 })?;
+                if !may_create(r, sink, status, &format!("subnet/{zone}")).await? {
+                    return Ok(false);
+                }
                 let id = driver
                     .create_subnet(&CreateSubnet {
                         region: region.into(),
@@ -198,8 +248,14 @@ pub async fn ensure(
     // Security group shared by the user's instances (ports live on per-instance groups).
     let groups = driver.find_security_groups(region, &vpc.id, &key).await?;
     let group_id = match groups.first() {
-        Some(g) => g.id.clone(),
+        Some(g) => {
+            found.push("securityGroup".into());
+            g.id.clone()
+        }
         None => {
+            if !may_create(r, sink, status, "securityGroup").await? {
+                return Ok(false);
+            }
             let id = driver
                 .create_security_group(&CreateSecurityGroup {
                     region: region.into(),
@@ -217,9 +273,16 @@ pub async fn ensure(
             id
         }
     };
-    if status.security_group_id.as_ref() != Some(&group_id) {
+    if status.security_group_id.as_ref() != Some(&group_id)
+        || status
+            .pending_creates
+            .iter()
+            .any(|p| found.contains(&p.resource))
+    {
         persist(sink, status, |s| {
-            s.security_group_id = Some(group_id.clone())
+            s.security_group_id = Some(group_id.clone());
+            // Found by its tags: a later create of it is no longer in doubt.
+            s.pending_creates.retain(|p| !found.contains(&p.resource));
         })
         .await?;
     }
