@@ -417,4 +417,35 @@ pub trait CloudDriver: Send + Sync {
     async fn release_eip(&self, region: &str, allocation_id: &str) -> CloudResult<()>;
 
     async fn describe_price(&self, query: &PriceQuery) -> CloudResult<Price>;
+
+    /// Where `instance_type` can be launched now with this charge mode, per zone of `region`
+    /// (`zone` narrows the answer to one), as the cloud tells before any create (Alibaba
+    /// `DescribeAvailableResource`, Tencent `DescribeZoneInstanceConfigInfos`). A zone absent
+    /// from the answer does not offer the type. A provider without such a call answers
+    /// InvalidParameter `Unsupported`: placement then learns stock from the create itself.
+    async fn describe_stock(
+        &self,
+        region: &str,
+        zone: Option<&str>,
+        instance_type: &str,
+        charge: ChargeMode,
+    ) -> CloudResult<Vec<ZoneStock>> {
+        let _ = (region, zone, charge);
+        Err(CloudError::new(
+            ErrorClass::InvalidParameter,
+            self.provider(),
+            "DescribeStock",
+            "Unsupported",
+            format!("stock of {instance_type} cannot be queried"),
+        ))
+    }
+}
+
+/// Stock of one instance type in one zone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ZoneStock {
+    pub zone: String,
+    /// Launchable now (Alibaba `WithStock`, Tencent `SELL`); false when sold out.
+    pub available: bool,
 }
