@@ -194,3 +194,82 @@ def test_v2_signature_from_the_sdk(emulator):
     assert vpcs.body.vpcs.vpc[0].vpc_name == "v2 name*"
     vpc.delete_vpc(vpc_models.DeleteVpcRequest(region_id=REGION, vpc_id=created.body.vpc_id))
     assert emulator.admin("resources")["counts"]["total"] == 0
+
+
+def test_available_resource_and_prices_for_placement(emulator):
+    """DescribeAvailableResource as placement reads it: zones offering a type, sold out at stock
+    0; DescribePrice follows prices changed at run time (`PUT /_emulator/prices`)."""
+    emulator.admin("reset", "POST")
+    ecs = EcsClient(config(emulator))
+    gpu = "ecs.gn7-c12g1.3xlarge"
+
+    def stock(instance_type, zone_id=None, charge="PostPaid"):
+        body = ecs.describe_available_resource(
+            ecs_models.DescribeAvailableResourceRequest(
+                region_id=REGION,
+                destination_resource="InstanceType",
+                instance_type=instance_type,
+                zone_id=zone_id,
+                instance_charge_type=charge,
+                io_optimized="optimized",
+            )
+        ).body
+        zones = (body.available_zones.available_zone if body.available_zones else None) or []
+        out = {}
+        for z in zones:
+            assert z.region_id == REGION
+            for resource in z.available_resources.available_resource:
+                assert resource.type == "InstanceType"
+                for s in resource.supported_resources.supported_resource:
+                    assert s.value == instance_type
+                    out[z.zone_id] = (z.status, z.status_category, s.status, s.status_category)
+        return out
+
+    zones = stock(gpu)
+    assert ZONE in zones and len(zones) > 1
+    assert all(v == ("Available", "WithStock", "Available", "WithStock") for v in zones.values())
+    assert list(stock(gpu, ZONE, "PrePaid")) == [ZONE]
+
+    emulator.admin("stock", "PUT", [{"instanceType": gpu, "zone": ZONE, "available": 0}])
+    try:
+        zones = stock(gpu)
+        assert zones[ZONE] == ("SoldOut", "WithoutStock", "SoldOut", "WithoutStock")
+        assert all(v[2] == "Available" for z, v in zones.items() if z != ZONE)
+    finally:
+        emulator.admin("stock", "PUT", [{"instanceType": gpu, "zone": ZONE, "available": None}])
+    assert stock(gpu)[ZONE][2] == "Available"
+    assert stock("ecs.not-a-type") == {}
+
+    with pytest.raises(Exception) as excinfo:
+        ecs.describe_available_resource(
+            ecs_models.DescribeAvailableResourceRequest(
+                region_id=REGION, destination_resource="InstanceType", instance_type=gpu, instance_charge_type="Spot"
+            )
+        )
+    assert error_code(excinfo) == "InvalidParameter"
+
+    def hourly(instance_type):
+        price = ecs.describe_price(
+            ecs_models.DescribePriceRequest(
+                region_id=REGION,
+                resource_type="instance",
+                instance_type=instance_type,
+                price_unit="Hour",
+                system_disk=ecs_models.DescribePriceRequestSystemDisk(size=40),
+            )
+        ).body.price_info.price
+        assert price.currency == "CNY"
+        return price.trade_price
+
+    before = emulator.admin("prices")
+    assert before["currency"] == "CNY"
+    base = hourly(gpu)
+    try:
+        table = emulator.admin("prices", "PUT", {"instanceHourly": {gpu: 50.0}})
+        assert table["instanceHourly"][gpu] == 50.0
+        assert table["instanceHourly"]["ecs.g7.large"] == before["instanceHourly"]["ecs.g7.large"]
+        assert round(hourly(gpu) - base, 2) == round(50.0 - before["instanceHourly"][gpu], 2)
+    finally:
+        emulator.admin("prices", "PUT", {"instanceHourly": {gpu: before["instanceHourly"][gpu]}})
+    assert hourly(gpu) == base
+    assert emulator.admin("calls")["byAction"]["DescribeAvailableResource"] >= 6

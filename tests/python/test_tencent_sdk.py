@@ -424,3 +424,73 @@ def test_clouds_do_not_see_each_other(emulator):
     assert error_code(lambda: vpc.DeleteVpc(req(vpc_models.DeleteVpcRequest, VpcId=ali_vpc))) == "InvalidVpcId.NotFound"
     realms = {v["id"]: v["realm"] for v in emulator.admin("resources")["vpcs"]}
     assert realms == {tencent_vpc: "tencent", ali_vpc: "default"}
+
+
+def test_zone_instance_configs_and_prices_for_placement(emulator):
+    """DescribeZoneInstanceConfigInfos as placement reads it (SELL / SOLD_OUT per zone), and the
+    default prices placement compares across clouds: A100 is cheaper on Tencent (GT4), T4 on
+    Alibaba (gn6i); both in CNY per hour."""
+    emulator.admin("reset", "POST")
+    cvm, _ = clients(emulator)
+    gpu = "GT4.4XLARGE96"
+
+    def configs(*filters):
+        r = cvm.DescribeZoneInstanceConfigInfos(
+            req(
+                cvm_models.DescribeZoneInstanceConfigInfosRequest,
+                Filters=[{"Name": name, "Values": values} for name, values in filters],
+            )
+        )
+        return r.InstanceTypeQuotaSet or []
+
+    items = configs(("instance-type", [gpu]), ("instance-charge-type", ["POSTPAID_BY_HOUR"]))
+    zones = {i.Zone: i for i in items}
+    assert ZONE in zones and len(zones) == len(items) > 1
+    assert all(z.startswith(REGION + "-") for z in zones)
+    for i in items:
+        assert (i.InstanceType, i.InstanceChargeType, i.Status) == (gpu, "POSTPAID_BY_HOUR", "SELL")
+        assert i.StatusCategory == "EnoughStock"
+        assert (i.InstanceFamily, i.Cpu, i.Memory) == ("GT4", 16, 96)
+        assert i.Price.ChargeUnit == "HOUR" and i.Price.UnitPrice == 28.9
+    both = configs(("zone", [ZONE]), ("instance-type", [gpu]))
+    assert sorted(i.InstanceChargeType for i in both) == ["POSTPAID_BY_HOUR", "PREPAID"]
+
+    emulator.admin("stock", "PUT", [{"instanceType": gpu, "zone": ZONE, "available": 0}])
+    try:
+        (item,) = configs(("zone", [ZONE]), ("instance-type", [gpu]), ("instance-charge-type", ["PREPAID"]))
+        assert (item.Status, item.StatusCategory) == ("SOLD_OUT", "WithoutStock")
+        others = configs(("instance-type", [gpu]), ("instance-charge-type", ["POSTPAID_BY_HOUR"]))
+        assert all(i.Status == "SELL" for i in others if i.Zone != ZONE)
+    finally:
+        emulator.admin("stock", "PUT", [{"instanceType": gpu, "zone": ZONE, "available": None}])
+    assert configs(("instance-type", ["NOPE.SMALL1"])) == []
+    assert configs(("zone", ["ap-shanghai-2"]), ("instance-type", [gpu])) == []
+    assert error_code(lambda: configs(("instance-type", [gpu]), ("bogus", ["x"]))) == "InvalidFilter"
+    assert (
+        error_code(lambda: cvm.call_json("DescribeZoneInstanceConfigInfos", {"Filters": [], "Bogus": 1}))
+        == "UnknownParameter"
+    )
+
+    def hourly(instance_type):
+        p = cvm.InquiryPriceRunInstances(
+            req(
+                cvm_models.InquiryPriceRunInstancesRequest,
+                Placement={"Zone": ZONE},
+                InstanceType=instance_type,
+                InstanceChargeType="POSTPAID_BY_HOUR",
+            )
+        ).Price.InstancePrice
+        assert p.ChargeUnit == "HOUR"
+        return p.UnitPriceDiscount
+
+    table = emulator.admin("prices")
+    assert table["currency"] == "CNY"
+    a100 = table["instanceHourly"]
+    assert hourly("GT4.4XLARGE96") < a100["ecs.gn7-c12g1.3xlarge"]
+    assert hourly("GN7.2XLARGE32") > a100["ecs.gn6i-c4g1.xlarge"]
+    emulator.admin("prices", "PUT", {"instanceHourly": {gpu: 40.0}})
+    try:
+        assert hourly(gpu) > a100["ecs.gn7-c12g1.3xlarge"]
+    finally:
+        emulator.admin("prices", "PUT", {"instanceHourly": {gpu: a100[gpu]}})
+    assert emulator.admin("calls")["byAction"]["DescribeZoneInstanceConfigInfos"] >= 7

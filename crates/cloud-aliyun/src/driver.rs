@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use mce_cloud::{
     AllocateEip, ChargeMode, CloudDriver, CloudError, CloudResult, CreateSecurityGroup,
     CreateSubnet, CreateVpc, Eip, EipFilter, EipStatus, ErrorClass, Instance, PortRule, Price,
-    PriceQuery, RunInstance, SecurityGroup, Subnet, Tags, Vpc,
+    PriceQuery, RunInstance, SecurityGroup, Subnet, Tags, Vpc, ZoneStock,
 };
 
 use crate::client::{PROVIDER, RpcClient};
@@ -593,6 +593,25 @@ impl CloudDriver for AliyunDriver {
             trade_price: price.trade_price / divisor,
             unit: unit.to_string(),
         })
+    }
+
+    async fn describe_stock(
+        &self,
+        region: &str,
+        zone: Option<&str>,
+        instance_type: &str,
+        charge: ChargeMode,
+    ) -> CloudResult<Vec<ZoneStock>> {
+        let r: model::DescribeAvailableResource = self
+            .client
+            .call(
+                Service::Ecs,
+                region,
+                "DescribeAvailableResource",
+                stock_params(region, zone, instance_type, charge),
+            )
+            .await?;
+        Ok(zone_stock(r, zone, instance_type))
     }
 }
 

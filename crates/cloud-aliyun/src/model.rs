@@ -325,6 +325,62 @@ pub struct PriceItem {
     pub currency: String,
 }
 
+/// DescribeAvailableResource: `AvailableZones.AvailableZone[]`, each with the resources it
+/// offers (`AvailableResources.AvailableResource[].SupportedResources.SupportedResource[]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DescribeAvailableResource {
+    pub request_id: String,
+    pub available_zones: AvailableZones,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AvailableZones {
+    pub available_zone: Vec<AvailableZone>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AvailableZone {
+    pub zone_id: String,
+    pub region_id: String,
+    /// `Available` or `SoldOut`.
+    pub status: String,
+    /// `WithStock`, `ClosedWithStock`, `WithoutStock` or `ClosedWithoutStock`.
+    pub status_category: String,
+    pub available_resources: AvailableResources,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AvailableResources {
+    pub available_resource: Vec<AvailableResource>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AvailableResource {
+    /// The resource kind listed, e.g. `InstanceType`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    pub supported_resources: SupportedResources,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SupportedResources {
+    pub supported_resource: Vec<SupportedResource>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SupportedResource {
+    pub value: String,
+    pub status: String,
+    pub status_category: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

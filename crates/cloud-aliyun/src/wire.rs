@@ -3,7 +3,7 @@
 
 use mce_cloud::{
     BandwidthMode, ChargeMode, CloudError, Eip, EipStatus, ErrorClass, Instance, InstanceStatus,
-    Login, PortRule, PriceQuery, RunInstance, Tags,
+    Login, PortRule, PriceQuery, RunInstance, Tags, ZoneStock,
 };
 
 use crate::client::PROVIDER;
@@ -275,6 +275,66 @@ pub fn price_params(q: &PriceQuery) -> Params {
     p
 }
 
+/// The DescribeAvailableResource parameters asking where `instance_type` can be launched:
+/// `DestinationResource=InstanceType` with the type named, I/O optimized (every type sold
+/// today is, and the API documentation asks for it with this destination).
+pub fn stock_params(
+    region: &str,
+    zone: Option<&str>,
+    instance_type: &str,
+    charge: ChargeMode,
+) -> Params {
+    let mut p = Params::new();
+    p.set("RegionId", region)
+        .set("DestinationResource", "InstanceType")
+        .set("InstanceType", instance_type)
+        .set("InstanceChargeType", charge_type_wire(charge))
+        .set("IoOptimized", "optimized")
+        .set_opt("ZoneId", zone.filter(|z| !z.is_empty()));
+    p
+}
+
+/// Launchable per the status pair of DescribeAvailableResource: `Available` with stock
+/// (`WithStock`, or `ClosedWithStock` — stock left in a zone closing to new buyers of the
+/// type). An answer without a category (older API versions) goes by the status alone.
+fn launchable(status: &str, category: &str) -> bool {
+    status == "Available" && matches!(category, "" | "WithStock" | "ClosedWithStock")
+}
+
+/// The zones of a DescribeAvailableResource answer offering `instance_type`, each launchable or
+/// not. A zone whose resources do not name the type does not offer it and is left out; `zone`
+/// keeps only that zone, whatever the answer holds.
+pub fn zone_stock(
+    r: model::DescribeAvailableResource,
+    zone: Option<&str>,
+    instance_type: &str,
+) -> Vec<ZoneStock> {
+    let mut out: Vec<ZoneStock> = Vec::new();
+    for z in r.available_zones.available_zone {
+        if zone.is_some_and(|want| !want.is_empty() && want != z.zone_id) || z.zone_id.is_empty() {
+            continue;
+        }
+        let offered = z
+            .available_resources
+            .available_resource
+            .iter()
+            .filter(|a| a.kind.is_empty() || a.kind == "InstanceType")
+            .flat_map(|a| &a.supported_resources.supported_resource)
+            .filter(|s| s.value == instance_type)
+            .map(|s| launchable(&s.status, &s.status_category))
+            .reduce(|a, b| a || b);
+        let Some(available) = offered else { continue };
+        match out.iter_mut().find(|s| s.zone == z.zone_id) {
+            Some(seen) => seen.available |= available,
+            None => out.push(ZoneStock {
+                zone: z.zone_id,
+                available,
+            }),
+        }
+    }
+    out
+}
+
 /// A `p/p` port range as one port; ranges and protocols without ports are not single ports.
 pub fn single_port(range: &str) -> Option<u16> {
     let (from, to) = range.split_once('/')?;
@@ -395,6 +455,71 @@ mod tests {
             client_token: "tok-1".into(),
             extensions: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn stock_request_and_answers() {
+        let p = stock_params(
+            "cn-hangzhou",
+            Some("cn-hangzhou-i"),
+            "ecs.gn7-c12g1.3xlarge",
+            ChargeMode::Prepaid { months: 1 },
+        );
+        let get = |k: &str| p.get(k).map(String::from);
+        assert_eq!(get("DestinationResource").as_deref(), Some("InstanceType"));
+        assert_eq!(get("InstanceChargeType").as_deref(), Some("PrePaid"));
+        assert_eq!(get("ZoneId").as_deref(), Some("cn-hangzhou-i"));
+        let all = stock_params("cn-hangzhou", None, "t", ChargeMode::OnDemand);
+        assert_eq!(all.get("ZoneId"), None);
+        assert_eq!(all.get("InstanceChargeType"), Some("PostPaid"));
+
+        let answer: model::DescribeAvailableResource = serde_json::from_str(
+            r#"{"RequestId":"r","AvailableZones":{"AvailableZone":[
+              {"ZoneId":"z-i","RegionId":"r","Status":"Available","StatusCategory":"WithStock",
+               "AvailableResources":{"AvailableResource":[{"Type":"InstanceType","SupportedResources":
+               {"SupportedResource":[{"Value":"t","Status":"Available","StatusCategory":"WithStock"},
+                                     {"Value":"other","Status":"SoldOut","StatusCategory":"WithoutStock"}]}}]}},
+              {"ZoneId":"z-j","Status":"SoldOut","StatusCategory":"WithoutStock",
+               "AvailableResources":{"AvailableResource":[{"Type":"InstanceType","SupportedResources":
+               {"SupportedResource":[{"Value":"t","Status":"SoldOut","StatusCategory":"WithoutStock"}]}}]}},
+              {"ZoneId":"z-k","Status":"Available","StatusCategory":"ClosedWithStock",
+               "AvailableResources":{"AvailableResource":[{"Type":"InstanceType","SupportedResources":
+               {"SupportedResource":[{"Value":"t","Status":"Available","StatusCategory":"ClosedWithStock"}]}}]}},
+              {"ZoneId":"z-l","Status":"Available","StatusCategory":"WithStock",
+               "AvailableResources":{"AvailableResource":[{"Type":"InstanceType","SupportedResources":
+               {"SupportedResource":[{"Value":"other","Status":"Available","StatusCategory":"WithStock"}]}}]}},
+              {"ZoneId":"z-m","Status":"Available","StatusCategory":"ClosedWithoutStock",
+               "AvailableResources":{"AvailableResource":[{"Type":"InstanceType","SupportedResources":
+               {"SupportedResource":[{"Value":"t","Status":"Available","StatusCategory":"ClosedWithoutStock"}]}}]}}
+            ]}}"#,
+        )
+        .unwrap();
+        let stock = zone_stock(answer, None, "t");
+        let got: Vec<(&str, bool)> = stock
+            .iter()
+            .map(|s| (s.zone.as_str(), s.available))
+            .collect();
+        assert_eq!(
+            got,
+            [("z-i", true), ("z-j", false), ("z-k", true), ("z-m", false)]
+        );
+        let empty: model::DescribeAvailableResource =
+            serde_json::from_str(r#"{"RequestId":"r"}"#).unwrap();
+        assert!(zone_stock(empty, None, "t").is_empty());
+        let one: model::DescribeAvailableResource = serde_json::from_str(
+            r#"{"AvailableZones":{"AvailableZone":[{"ZoneId":"z-i","AvailableResources":{"AvailableResource":[
+              {"Type":"InstanceType","SupportedResources":{"SupportedResource":[{"Value":"t","Status":"Available"}]}}]}},
+              {"ZoneId":"z-j","AvailableResources":{"AvailableResource":[
+              {"Type":"InstanceType","SupportedResources":{"SupportedResource":[{"Value":"t","Status":"Available"}]}}]}}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            zone_stock(one, Some("z-j"), "t"),
+            [ZoneStock {
+                zone: "z-j".into(),
+                available: true
+            }]
+        );
     }
 
     #[test]

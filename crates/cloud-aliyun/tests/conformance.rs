@@ -23,6 +23,7 @@ static ALIYUN: Provider = Provider {
     region: "cn-hangzhou",
     zone: "cn-hangzhou-i",
     instance_type: "ecs.g7.large",
+    gpu_instance_type: "ecs.gn7-c12g1.3xlarge",
     image: "ubuntu_22_04_x64_20G_alibase_20240130.vhd",
     disk_category: "cloud_essd",
     tags_per_resource: PROFILE.limits.tags_per_resource,

@@ -13,7 +13,7 @@ use tokio::sync::OnceCell;
 use mce_cloud::{
     AllocateEip, CloudDriver, CloudError, CloudResult, CreateSecurityGroup, CreateSubnet,
     CreateVpc, Eip, EipFilter, EipStatus, ErrorClass, Instance, PortRule, Price, PriceQuery,
-    RunInstance, SecurityGroup, Subnet, Tags, Vpc,
+    RunInstance, SecurityGroup, Subnet, Tags, Vpc, ZoneStock,
 };
 
 use crate::client::{ApiClient, PROVIDER, Service};
@@ -843,6 +843,25 @@ impl CloudDriver for TencentDriver {
             )
             .await?;
         Ok(to_price(&r.price, query.charge))
+    }
+
+    async fn describe_stock(
+        &self,
+        region: &str,
+        zone: Option<&str>,
+        instance_type: &str,
+        charge: mce_cloud::ChargeMode,
+    ) -> CloudResult<Vec<ZoneStock>> {
+        let r: model::DescribeZoneInstanceConfigInfos = self
+            .client
+            .call(
+                Service::Cvm,
+                region,
+                "DescribeZoneInstanceConfigInfos",
+                &stock_body(zone, instance_type, charge),
+            )
+            .await?;
+        Ok(zone_stock(r, zone, instance_type, charge))
     }
 }
 

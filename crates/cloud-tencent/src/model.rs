@@ -284,6 +284,32 @@ pub struct InquiryPrice {
     pub price: PriceBody,
 }
 
+/// One item of DescribeZoneInstanceConfigInfos' `InstanceTypeQuotaSet`: a type in a zone under
+/// one charge type.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InstanceTypeQuotaItem {
+    #[serde(deserialize_with = "nullable")]
+    pub zone: String,
+    #[serde(deserialize_with = "nullable")]
+    pub instance_type: String,
+    #[serde(deserialize_with = "nullable")]
+    pub instance_charge_type: String,
+    /// `SELL` or `SOLD_OUT`.
+    #[serde(deserialize_with = "nullable")]
+    pub status: String,
+    /// `EnoughStock`, `NormalStock`, `UnderStock` or `WithoutStock`.
+    #[serde(deserialize_with = "nullable")]
+    pub status_category: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DescribeZoneInstanceConfigInfos {
+    #[serde(deserialize_with = "nullable")]
+    pub instance_type_quota_set: Vec<InstanceTypeQuotaItem>,
+}
+
 /// STS GetCallerIdentity: the main account's uin names resources in the Tag API.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]

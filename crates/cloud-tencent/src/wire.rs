@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use mce_cloud::{
     BandwidthMode, ChargeMode, CloudError, Eip, EipStatus, ErrorClass, Instance, InstanceStatus,
-    Login, PortRule, PriceQuery, RunInstance, Tags,
+    Login, PortRule, PriceQuery, RunInstance, Tags, ZoneStock,
 };
 
 use crate::client::PROVIDER;
@@ -366,6 +366,49 @@ pub fn to_price(p: &model::PriceBody, charge: ChargeMode) -> mce_cloud::Price {
         trade_price: discount,
         unit: unit.to_string(),
     }
+}
+
+/// The DescribeZoneInstanceConfigInfos body asking where `instance_type` is sold under a
+/// charge type (`zone` narrows it to one zone); the region goes in the `X-TC-Region` header.
+pub fn stock_body(zone: Option<&str>, instance_type: &str, charge: ChargeMode) -> Value {
+    let mut filters = Vec::new();
+    if let Some(zone) = zone.filter(|z| !z.is_empty()) {
+        filters.push(json!({"Name": "zone", "Values": [zone]}));
+    }
+    filters.push(json!({"Name": "instance-type", "Values": [instance_type]}));
+    filters.push(json!({"Name": "instance-charge-type", "Values": [charge_type_wire(charge)]}));
+    filtered(filters)
+}
+
+/// The zones of a DescribeZoneInstanceConfigInfos answer selling `instance_type` (`SELL`) or
+/// not (`SOLD_OUT`), in the order first seen; items of other types or charge types, and
+/// zones other than `zone`, are left out whatever the answer holds.
+pub fn zone_stock(
+    r: model::DescribeZoneInstanceConfigInfos,
+    zone: Option<&str>,
+    instance_type: &str,
+    charge: ChargeMode,
+) -> Vec<ZoneStock> {
+    let charge = charge_type_wire(charge);
+    let mut out: Vec<ZoneStock> = Vec::new();
+    for item in r.instance_type_quota_set {
+        if item.instance_type != instance_type
+            || item.zone.is_empty()
+            || (!item.instance_charge_type.is_empty() && item.instance_charge_type != charge)
+            || zone.is_some_and(|want| !want.is_empty() && want != item.zone)
+        {
+            continue;
+        }
+        let available = item.status == "SELL";
+        match out.iter_mut().find(|s| s.zone == item.zone) {
+            Some(seen) => seen.available |= available,
+            None => out.push(ZoneStock {
+                zone: item.zone,
+                available,
+            }),
+        }
+    }
+    out
 }
 
 /// A `Port` string naming one port (`"22"`); `ALL`, ranges `80-90` and lists `22,80` are not.
@@ -779,6 +822,50 @@ mod tests {
             [json!({"ResourceList": [resource], "TagKeys": ["a"]})]
         );
         assert!(untag_resources_bodies(&resource, &[]).is_empty());
+    }
+
+    #[test]
+    fn stock_request_and_answers() {
+        let body = stock_body(
+            Some("ap-guangzhou-3"),
+            "GT4.4XLARGE96",
+            ChargeMode::OnDemand,
+        );
+        assert_eq!(
+            body,
+            json!({"Filters": [
+                {"Name": "zone", "Values": ["ap-guangzhou-3"]},
+                {"Name": "instance-type", "Values": ["GT4.4XLARGE96"]},
+                {"Name": "instance-charge-type", "Values": ["POSTPAID_BY_HOUR"]},
+            ]})
+        );
+        let body = stock_body(None, "T", ChargeMode::Prepaid { months: 2 });
+        assert_eq!(body["Filters"].as_array().map(Vec::len), Some(2));
+        assert_eq!(body["Filters"][1]["Values"][0], "PREPAID");
+
+        let answer: model::DescribeZoneInstanceConfigInfos = serde_json::from_value(json!({
+            "InstanceTypeQuotaSet": [
+                {"Zone": "z-3", "InstanceType": "T", "InstanceChargeType": "POSTPAID_BY_HOUR", "Status": "SELL", "StatusCategory": "EnoughStock", "Externals": {}, "Price": {"UnitPrice": 1.0}},
+                {"Zone": "z-4", "InstanceType": "T", "InstanceChargeType": "POSTPAID_BY_HOUR", "Status": "SOLD_OUT", "StatusCategory": "WithoutStock"},
+                {"Zone": "z-5", "InstanceType": "T", "InstanceChargeType": "PREPAID", "Status": "SELL"},
+                {"Zone": "z-6", "InstanceType": "OTHER", "InstanceChargeType": "POSTPAID_BY_HOUR", "Status": "SELL"},
+                {"Zone": "z-4", "InstanceType": "T", "InstanceChargeType": null, "Status": "SELL"}
+            ],
+            "RequestId": "r"
+        }))
+        .unwrap();
+        let stock = zone_stock(answer.clone(), None, "T", ChargeMode::OnDemand);
+        let got: Vec<(&str, bool)> = stock
+            .iter()
+            .map(|s| (s.zone.as_str(), s.available))
+            .collect();
+        assert_eq!(got, [("z-3", true), ("z-4", true)]);
+        let stock = zone_stock(answer, Some("z-3"), "T", ChargeMode::Prepaid { months: 1 });
+        assert!(stock.is_empty(), "{stock:?}");
+        let empty: model::DescribeZoneInstanceConfigInfos =
+            serde_json::from_value(json!({"InstanceTypeQuotaSet": null, "RequestId": "r"}))
+                .unwrap();
+        assert!(zone_stock(empty, None, "T", ChargeMode::OnDemand).is_empty());
     }
 
     #[test]

@@ -23,6 +23,7 @@ static TENCENT: Provider = Provider {
     region: "ap-guangzhou",
     zone: "ap-guangzhou-3",
     instance_type: "S5.MEDIUM4",
+    gpu_instance_type: "GT4.4XLARGE96",
     image: "img-487zeit5",
     disk_category: "CLOUD_PREMIUM",
     tags_per_resource: PROFILE.limits.tags_per_resource,

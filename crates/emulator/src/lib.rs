@@ -9,7 +9,7 @@
 //!
 //! Inspection and administration endpoints live under `/_emulator/` (a path the clouds never
 //! use): `GET /_emulator/resources`, `GET|PUT /_emulator/faults`, `GET|PUT /_emulator/stock`,
-//! `GET|PUT /_emulator/quotas`, `GET /_emulator/calls` (with `?log=1` the last calls' redacted
+//! `GET|PUT /_emulator/quotas`, `GET|PUT /_emulator/prices`, `GET /_emulator/calls` (with `?log=1` the last calls' redacted
 //! parameters), `POST /_emulator/reset`, and out-of-band changes as another console user would
 //! make them: `POST /_emulator/oob/stop-instance?id=`, `/oob/start-instance?id=`,
 //! `/oob/delete?kind=instance|eip|security-group|subnet|vpc&id=`, `/oob/detach-eip?id=`,
@@ -72,6 +72,10 @@ pub struct EmulatorArgs {
     /// Limited stock, repeatable: `INSTANCE_TYPE@ZONE=COUNT` (default: unlimited).
     #[arg(long = "stock")]
     pub stock: Vec<String>,
+    /// Price changes as JSON, applied as `PUT /_emulator/prices` applies them, e.g.
+    /// `{"instanceHourly":{"GT4.4XLARGE96":20.5}}`.
+    #[arg(long)]
+    pub prices: Option<String>,
     /// Fraction of calls answered with `Throttling.User`.
     #[arg(long, default_value_t = 0.0)]
     pub throttle_rate: f64,
@@ -111,6 +115,9 @@ pub struct EmulatorConfig {
     pub prices: PriceTable,
     /// Known regions; empty accepts any.
     pub regions: Vec<String>,
+    /// Zones per region of the realms without zones of their own (the Alibaba front end's):
+    /// where listed instance types are offered.
+    pub zones: BTreeMap<String, Vec<String>>,
     /// Accepted clock skew of signed requests.
     pub max_clock_skew: Duration,
     /// Most signature nonces remembered (oldest forgotten first).
@@ -135,6 +142,7 @@ impl Default for EmulatorConfig {
             faults: Faults::default(),
             prices: settings.prices,
             regions: settings.regions,
+            zones: settings.zones,
             max_clock_skew: Duration::from_secs(15 * 60),
             nonce_capacity: 1_000_000,
             task_delay: Duration::from_millis(300),
@@ -150,6 +158,7 @@ impl EmulatorConfig {
             stock: stock_map(&self.stock, HashMap::new()),
             prices: self.prices.clone(),
             regions: self.regions.clone(),
+            zones: self.zones.clone(),
         }
     }
 }
@@ -489,6 +498,15 @@ impl EmulatorState {
         m.stock = stock_map(entries, current);
     }
 
+    pub fn prices(&self) -> PriceTable {
+        self.model.read().prices.clone()
+    }
+
+    /// Replaces the price table (a reset restores the configured one).
+    pub fn set_prices(&self, prices: PriceTable) {
+        self.model.write().prices = prices;
+    }
+
     /// Every resource held, with counts.
     pub fn resources(&self) -> serde_json::Value {
         self.model.read().snapshot(Instant::now())
@@ -503,7 +521,8 @@ impl EmulatorState {
         self.calls.lock().clone()
     }
 
-    /// Drops every resource, token and count; restores quotas, stock and faults of the config.
+    /// Drops every resource, token and count; restores quotas, stock, prices and faults of the
+    /// config.
     pub fn reset(&self) {
         let mut model = self.model.write();
         model.reset();
@@ -568,6 +587,7 @@ pub fn router(state: Arc<EmulatorState>) -> Router {
         .route("/_emulator/faults", get(admin_faults).put(admin_set_faults))
         .route("/_emulator/quotas", get(admin_quotas).put(admin_set_quotas))
         .route("/_emulator/stock", get(admin_stock).put(admin_set_stock))
+        .route("/_emulator/prices", get(admin_prices).put(admin_set_prices))
         .route("/_emulator/calls", get(admin_calls))
         .route("/_emulator/oob/stop-instance", post(oob_stop_instance))
         .route("/_emulator/oob/start-instance", post(oob_start_instance))
@@ -658,6 +678,11 @@ pub async fn run(args: EmulatorArgs) -> Result<(), Box<dyn std::error::Error + S
     for s in &args.stock {
         config.stock.push(parse_stock_arg(s)?);
     }
+    if let Some(p) = &args.prices {
+        let patch = serde_json::from_str(p).map_err(|e| format!("--prices: {e}"))?;
+        config.prices =
+            patch_prices(&config.prices, patch).map_err(|e| format!("--prices: {e}"))?;
+    }
     let handle = start(config).await?;
     // Printed (never the secret) so scripts can wait for it.
     println!(
@@ -739,6 +764,64 @@ async fn admin_stock(State(s): Shared) -> Response {
 async fn admin_set_stock(State(s): Shared, Json(entries): Json<Vec<StockEntry>>) -> Response {
     s.set_stock(&entries);
     Json(s.stock()).into_response()
+}
+
+async fn admin_prices(State(s): Shared) -> Response {
+    Json(s.prices()).into_response()
+}
+
+/// Body: a partial [`PriceTable`] (see [`patch_prices`]); answers the whole new table.
+async fn admin_set_prices(State(s): Shared, Json(patch): Json<serde_json::Value>) -> Response {
+    match patch_prices(&s.prices(), patch) {
+        Ok(p) => {
+            s.set_prices(p.clone());
+            Json(p).into_response()
+        }
+        Err(e) => bad_request(e),
+    }
+}
+
+/// Applies a partial price table: absent fields keep their value; `instanceHourly` entries are
+/// merged type by type (`null` removes a type), so a test changes one price without restating
+/// the catalogue. Negative or non-finite prices are refused.
+pub fn patch_prices(current: &PriceTable, patch: serde_json::Value) -> Result<PriceTable, String> {
+    let serde_json::Value::Object(mut patch) = patch else {
+        return Err("expected a JSON object".into());
+    };
+    let mut hourly = current.instance_hourly.clone();
+    match patch.remove("instanceHourly") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(serde_json::Value::Object(entries)) => {
+            for (instance_type, price) in entries {
+                match price {
+                    serde_json::Value::Null => {
+                        hourly.remove(&instance_type);
+                    }
+                    v => {
+                        let price = v.as_f64().ok_or_else(|| {
+                            format!("instanceHourly.{instance_type}: not a number")
+                        })?;
+                        hourly.insert(instance_type, price);
+                    }
+                }
+            }
+        }
+        Some(_) => return Err("instanceHourly: expected an object".into()),
+    }
+    let mut table: PriceTable = merge(current, serde_json::Value::Object(patch))?;
+    table.instance_hourly = hourly;
+    let prices = table
+        .instance_hourly
+        .values()
+        .copied()
+        .chain(table.default_instance_hourly)
+        .chain([table.disk_gib_hourly, table.bandwidth_mbps_hourly]);
+    for p in prices {
+        if !p.is_finite() || p < 0.0 {
+            return Err(format!("invalid price {p}"));
+        }
+    }
+    Ok(table)
 }
 
 /// The counts; with `?log=1` also `log`, the last calls with their parameters.
@@ -890,6 +973,29 @@ mod tests {
         }
         assert!(!is_secret("ClientToken"));
         assert!(!is_secret("InstanceName"));
+    }
+
+    #[test]
+    fn prices_patch_by_type() {
+        let table = patch_prices(
+            &PriceTable::default(),
+            serde_json::json!({"instanceHourly": {"GT4.4XLARGE96": 20.0, "ecs.g7.large": null}, "currency": "CNY"}),
+        )
+        .unwrap();
+        assert_eq!(table.instance_hourly["GT4.4XLARGE96"], 20.0);
+        assert!(!table.lists("ecs.g7.large"));
+        assert!(table.lists("ecs.gn7-c12g1.3xlarge"));
+        let strict =
+            patch_prices(&table, serde_json::json!({"defaultInstanceHourly": null})).unwrap();
+        assert_eq!(strict.default_instance_hourly, None);
+        for bad in [
+            serde_json::json!({"instanceHourly": {"x": -1.0}}),
+            serde_json::json!({"instanceHourly": {"x": "cheap"}}),
+            serde_json::json!({"instanceHourly": [1]}),
+            serde_json::json!([]),
+        ] {
+            assert!(patch_prices(&table, bad.clone()).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -22,8 +22,9 @@ use mce_cloud::{
     AllocateEip, BandwidthMode, ChargeMode, CloudDriver, CloudResult, CreateSecurityGroup,
     CreateSubnet, CreateVpc, Credentials, Eip, EipFilter, EipStatus, ErrorClass, InstanceStatus,
     Login, PortRule, PriceQuery, RateLimit, RetryPolicy, RunInstance, Secret, SystemDisk, Tags,
+    ZoneStock,
 };
-use mce_emulator::model::{Faults, Quotas, StockEntry};
+use mce_emulator::model::{Faults, PriceTable, Quotas, StockEntry};
 use mce_emulator::{DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, EmulatorHandle};
 
 /// How the suite wants a driver built.
@@ -118,6 +119,8 @@ pub struct Provider {
     pub region: &'static str,
     pub zone: &'static str,
     pub instance_type: &'static str,
+    /// A second type of the emulator's catalogue (a GPU type), priced differently.
+    pub gpu_instance_type: &'static str,
     pub image: &'static str,
     /// A system disk category of the provider (`cloud_essd`, `CLOUD_PREMIUM`).
     pub disk_category: &'static str,
@@ -154,6 +157,7 @@ macro_rules! conformance_suite {
             wrong_secret_is_an_authentication_error_without_the_secret,
             out_of_stock_and_quotas,
             a_stopped_instance_is_started,
+            stock_and_prices_for_placement,
         );
     };
     (@cases $provider:expr; $($case:ident),* $(,)?) => {
@@ -1173,4 +1177,142 @@ pub async fn a_stopped_instance_is_started(p: &Provider) {
     assert_eq!(instance_status(p, &*d, &id).await, InstanceStatus::Stopped);
     d.start_instance(p.region, &id).await.expect("started");
     assert_ne!(instance_status(p, &*d, &id).await, InstanceStatus::Stopped);
+}
+
+/// What placement asks before any create: the zones offering a type and whether each can
+/// launch it now (sold out at stock 0, nothing for an unknown type), and prices per hour in
+/// CNY that follow the emulator's table (changed at run time), so types and clouds compare.
+pub async fn stock_and_prices_for_placement(p: &Provider) {
+    let emu = emulator().await;
+    let d = p.driver(&emu);
+    let stock = |zone: Option<&'static str>, instance_type: &'static str, charge: ChargeMode| {
+        let d = &d;
+        async move {
+            d.describe_stock(p.region, zone, instance_type, charge)
+                .await
+                .unwrap_or_else(|e| panic!("stock of {instance_type}: {e}"))
+        }
+    };
+    let on_demand = ChargeMode::OnDemand;
+
+    let all = stock(None, p.gpu_instance_type, on_demand).await;
+    assert!(all.len() > 1, "offered in several zones: {all:?}");
+    assert!(all.iter().all(|z| z.available), "{all:?}");
+    assert!(all.iter().any(|z| z.zone == p.zone), "{all:?}");
+    let mut zones: Vec<&str> = all.iter().map(|z| z.zone.as_str()).collect();
+    zones.dedup();
+    assert_eq!(zones.len(), all.len(), "one entry per zone: {all:?}");
+    let one = stock(
+        Some(p.zone),
+        p.gpu_instance_type,
+        ChargeMode::Prepaid { months: 1 },
+    )
+    .await;
+    assert_eq!(
+        one,
+        [ZoneStock {
+            zone: p.zone.into(),
+            available: true
+        }]
+    );
+
+    emu.state().set_stock(&[StockEntry {
+        instance_type: p.gpu_instance_type.into(),
+        zone: p.zone.into(),
+        available: Some(0),
+    }]);
+    let sold_out = stock(None, p.gpu_instance_type, on_demand).await;
+    assert_eq!(sold_out.len(), all.len(), "still offered: {sold_out:?}");
+    for z in &sold_out {
+        assert_eq!(z.available, z.zone != p.zone, "{sold_out:?}");
+    }
+    assert!(
+        stock(None, p.instance_type, on_demand)
+            .await
+            .iter()
+            .all(|z| z.available),
+        "another type keeps its stock"
+    );
+    emu.state().set_stock(&[StockEntry {
+        instance_type: p.gpu_instance_type.into(),
+        zone: p.zone.into(),
+        available: None,
+    }]);
+    assert!(stock(Some(p.zone), p.gpu_instance_type, on_demand).await[0].available);
+    assert!(
+        stock(None, "mce.no-such-type", on_demand).await.is_empty(),
+        "an unknown type is offered nowhere"
+    );
+
+    // One stock question costs one call: time a few (the emulator's own latency).
+    let started = Instant::now();
+    const ROUNDS: u32 = 20;
+    for _ in 0..ROUNDS {
+        stock(None, p.gpu_instance_type, on_demand).await;
+    }
+    eprintln!(
+        "{}: describe_stock {:?} per call",
+        p.code,
+        started.elapsed() / ROUNDS
+    );
+
+    // Prices follow the table: the default one prices the GPU type above the small one, and a
+    // table set at run time is what the driver reports, per hour in CNY.
+    let hourly = |instance_type: &'static str| {
+        let d = &d;
+        async move {
+            d.describe_price(&PriceQuery {
+                region: p.region.into(),
+                zone: Some(p.zone.into()),
+                instance_type: instance_type.into(),
+                image_id: None,
+                system_disk: None,
+                charge: ChargeMode::OnDemand,
+                bandwidth: None,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("price of {instance_type}: {e}"))
+        }
+    };
+    let (small, gpu) = (
+        hourly(p.instance_type).await,
+        hourly(p.gpu_instance_type).await,
+    );
+    for price in [&small, &gpu] {
+        assert_eq!(
+            (price.unit.as_str(), price.currency.as_str()),
+            ("Hour", "CNY")
+        );
+    }
+    assert!(gpu.trade_price > small.trade_price, "{gpu:?} vs {small:?}");
+    let table = PriceTable {
+        instance_hourly: [(p.instance_type, 1.25), (p.gpu_instance_type, 3.5)]
+            .into_iter()
+            .map(|(t, v)| (t.to_string(), v))
+            .collect(),
+        default_instance_hourly: None,
+        disk_gib_hourly: 0.0,
+        bandwidth_mbps_hourly: 0.0,
+        ..PriceTable::default()
+    };
+    emu.state().set_prices(table);
+    let (small, gpu) = (
+        hourly(p.instance_type).await,
+        hourly(p.gpu_instance_type).await,
+    );
+    assert!((small.trade_price - 1.25).abs() < 1e-9, "{small:?}");
+    assert!((gpu.trade_price - 3.5).abs() < 1e-9, "{gpu:?}");
+    let err = d
+        .describe_price(&PriceQuery {
+            region: p.region.into(),
+            zone: None,
+            instance_type: "mce.no-such-type".into(),
+            image_id: None,
+            system_disk: None,
+            charge: ChargeMode::OnDemand,
+            bandwidth: None,
+        })
+        .await
+        .expect_err("an unpriced type without a default price");
+    assert_eq!(err.class, ErrorClass::InvalidParameter, "{err}");
 }

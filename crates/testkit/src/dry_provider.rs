@@ -10,6 +10,10 @@
 //! assert_eq!(registry.types(), ["DRY"]);
 //! # drop(state);
 //! ```
+//!
+//! Placement sees DRY's stock and prices as the emulator's model holds them (see
+//! [`ModelDriver`]'s `describe_stock`): with the default unlimited stock every type of the
+//! price table is available in every zone; `state().set_stock` sells a zone out.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -182,5 +186,50 @@ mod tests {
         );
         assert_eq!(calls.total(), 2);
         assert_eq!(state.calls().total, 2);
+    }
+
+    #[tokio::test]
+    async fn stock_is_the_models() {
+        use mce_emulator::model::StockEntry;
+        let plugin = DryPlugin::in_memory();
+        let d = plugin.driver();
+        let gpu = "ecs.gn7-c12g1.3xlarge";
+        let all = d
+            .describe_stock("cn-hangzhou", None, gpu, ChargeMode::OnDemand)
+            .await
+            .unwrap();
+        assert!(all.len() > 1 && all.iter().all(|z| z.available), "{all:?}");
+        plugin.state().set_stock(&[StockEntry {
+            instance_type: gpu.into(),
+            zone: "cn-hangzhou-i".into(),
+            available: Some(0),
+        }]);
+        let one = d
+            .describe_stock(
+                "cn-hangzhou",
+                Some("cn-hangzhou-i"),
+                gpu,
+                ChargeMode::OnDemand,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            one,
+            [mce_cloud::ZoneStock {
+                zone: "cn-hangzhou-i".into(),
+                available: false
+            }]
+        );
+        let none = d
+            .describe_stock("cn-hangzhou", None, "dry.unknown", ChargeMode::OnDemand)
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+        let err = d
+            .describe_stock("nowhere-1", None, gpu, ChargeMode::OnDemand)
+            .await
+            .unwrap_err();
+        assert_eq!(err.class, mce_cloud::ErrorClass::NotFound, "{err}");
+        assert_eq!(plugin.calls().count("describe_stock"), 4);
     }
 }

@@ -22,7 +22,7 @@ use mce_cloud::{
     AllocateEip, BandwidthMode, ChargeMode, CloudDriver, CloudError, CloudResult,
     CreateSecurityGroup, CreateSubnet, CreateVpc, Eip, EipFilter, EipStatus, ErrorClass, Instance,
     InstanceStatus, Login, PortRule, Price, PriceQuery, RunInstance, SecurityGroup, Subnet, Tags,
-    Vpc,
+    Vpc, ZoneStock,
 };
 use mce_emulator::model::{self, Idem, Kind, Model, ModelError, RuleSpec};
 use mce_emulator::{EmulatorConfig, EmulatorState};
@@ -1030,7 +1030,7 @@ impl CloudDriver for ModelDriver {
             }
         };
         let (currency, total) = self.read(A, |m| {
-            let prices = &m.settings.prices;
+            let prices = &m.prices;
             let total = prices.quote(&query.instance_type, disk_gib, bandwidth, hours, 1)?;
             Ok((prices.currency.clone(), total))
         })?;
@@ -1042,5 +1042,33 @@ impl CloudDriver for ModelDriver {
             trade_price: per_unit,
             unit: unit.to_string(),
         })
+    }
+
+    /// The model's answer ([`Model::zone_stock`]) in the default realm: the zones where the
+    /// price table lists the type (or a stock entry names it), sold out at stock 0. Stock does
+    /// not depend on the charge mode.
+    async fn describe_stock(
+        &self,
+        region: &str,
+        zone: Option<&str>,
+        instance_type: &str,
+        charge: ChargeMode,
+    ) -> CloudResult<Vec<ZoneStock>> {
+        const A: &str = "describe_stock";
+        let _ = charge;
+        self.call(A).await?;
+        self.require(A, "region", region)?;
+        self.require(A, "instance type", instance_type)?;
+        let zone = zone.filter(|z| !z.is_empty());
+        let stock = self.read(A, |m| {
+            m.zone_stock(model::DEFAULT_REALM, region, zone, instance_type)
+        })?;
+        Ok(stock
+            .into_iter()
+            .map(|s| ZoneStock {
+                available: !s.sold_out(),
+                zone: s.zone,
+            })
+            .collect())
     }
 }

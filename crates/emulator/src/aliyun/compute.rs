@@ -1,6 +1,7 @@
 //! ECS instance, EIP and price actions.
 
 use super::*;
+use crate::model::DEFAULT_REALM;
 
 pub(super) fn run_instances(state: &EmulatorState, p: &Params, now: Instant) -> ApiResult<Value> {
     let mut sgs = p.indexed("SecurityGroupIds");
@@ -296,7 +297,7 @@ pub(super) fn describe_price(m: &Model, p: &Params) -> ApiResult<Value> {
     let period = p.u32_or("Period", 1)?.max(1);
     let amount = p.u32_or("Amount", 1)?.max(1);
     let hours = unit_hours * f64::from(period);
-    let prices = &m.settings.prices;
+    let prices = &m.prices;
     let total = prices.quote(instance_type, disk_gib, bandwidth, hours, amount)?;
     let part = |hourly: f64| round_cents(hourly * hours * f64::from(amount));
     let instance = part(prices.instance_hourly(instance_type)?);
@@ -312,4 +313,59 @@ pub(super) fn describe_price(m: &Model, p: &Params) -> ApiResult<Value> {
             "Rules": {"Rule": []},
         }
     }))
+}
+
+/// DescribeAvailableResource for `DestinationResource` `InstanceType` or `Zone`: the zones of
+/// the region offering `InstanceType` (required here; the cloud also lists every type), each
+/// `Available`/`WithStock` or, with no stock, `SoldOut`/`WithoutStock`. The model keeps one
+/// stock per type and zone, so the charge type only has to be valid.
+pub(super) fn describe_available_resource(m: &Model, p: &Params) -> ApiResult<Value> {
+    let region = p.region()?;
+    let destination = p.req("DestinationResource")?;
+    if !matches!(destination, "InstanceType" | "Zone") {
+        return Err(ApiError::new(
+            400,
+            "InvalidParameter",
+            format!("DestinationResource {destination:?} is not emulated (InstanceType, Zone)."),
+        ));
+    }
+    let charge = p.get("InstanceChargeType").unwrap_or("PostPaid");
+    if !matches!(charge, "PostPaid" | "PrePaid") {
+        return Err(ApiError::invalid("InstanceChargeType", charge));
+    }
+    if let Some(io) = p.get("IoOptimized")
+        && !matches!(io, "optimized" | "none")
+    {
+        return Err(ApiError::invalid("IoOptimized", io));
+    }
+    let instance_type = p.req("InstanceType")?;
+    let zones = m.zone_stock(DEFAULT_REALM, &region, p.get("ZoneId"), instance_type)?;
+    let status = |sold_out: bool| {
+        if sold_out {
+            ("SoldOut", "WithoutStock")
+        } else {
+            ("Available", "WithStock")
+        }
+    };
+    let list: Vec<Value> = zones
+        .iter()
+        .map(|z| {
+            let (status, category) = status(z.sold_out());
+            let value = if destination == "Zone" {
+                z.zone.as_str()
+            } else {
+                instance_type
+            };
+            json!({
+                "ZoneId": z.zone, "RegionId": region, "Status": status, "StatusCategory": category,
+                "AvailableResources": {"AvailableResource": [{
+                    "Type": destination,
+                    "SupportedResources": {"SupportedResource": [
+                        {"Value": value, "Status": status, "StatusCategory": category}
+                    ]},
+                }]},
+            })
+        })
+        .collect();
+    Ok(json!({ "AvailableZones": { "AvailableZone": list } }))
 }

@@ -427,6 +427,9 @@ fn dispatch(state: &EmulatorState, version: &str, action: &str, p: &Params) -> A
             Ok(json!({}))
         }
         (ECS_VERSION, "DescribePrice") => state.with_model(|m| describe_price(m, p)),
+        (ECS_VERSION, "DescribeAvailableResource") => {
+            state.with_model(|m| describe_available_resource(m, p))
+        }
         (ECS_VERSION | VPC_VERSION, _) => Err(ApiError::new(
             404,
             "InvalidAction.NotFound",

@@ -2,7 +2,69 @@
 
 use super::*;
 
+/// Stock of an instance type in one zone, as a describe before any create reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ZoneStock {
+    pub zone: String,
+    /// Instances that can be launched now; `None` is unlimited, `Some(0)` sold out.
+    pub available: Option<u32>,
+}
+
+impl ZoneStock {
+    pub fn sold_out(&self) -> bool {
+        self.available == Some(0)
+    }
+}
+
 impl Model {
+    // ---- Stock ----
+
+    /// The zones of `region` (in `realm`) that offer `instance_type`, each with its stock;
+    /// `zone` narrows the answer to one. A type is offered in every known zone of the region
+    /// when the price table lists it, and in any zone of the region where it has a stock entry
+    /// (so a test can limit or add a zone through the stock alone). Unknown types are offered
+    /// nowhere: an empty answer, as the clouds give.
+    pub fn zone_stock(
+        &self,
+        realm: Realm,
+        region: &str,
+        zone: Option<&str>,
+        instance_type: &str,
+    ) -> ModelResult<Vec<ZoneStock>> {
+        self.check_region_of(realm, region)?;
+        let mut zones: BTreeSet<String> = BTreeSet::new();
+        if self.prices.lists(instance_type) {
+            zones.extend(self.zones_of(realm, region));
+        }
+        let prefix = format!("{region}-");
+        zones.extend(
+            self.stock
+                .keys()
+                .filter(|(t, z)| t == instance_type && z.starts_with(&prefix))
+                .map(|(_, z)| z.clone()),
+        );
+        Ok(zones
+            .into_iter()
+            .filter(|z| zone.is_none_or(|want| want == z))
+            .map(|z| ZoneStock {
+                available: self
+                    .stock
+                    .get(&(instance_type.to_string(), z.clone()))
+                    .copied(),
+                zone: z,
+            })
+            .collect())
+    }
+
+    /// The known zones of a region of `realm`.
+    pub fn zones_of(&self, realm: Realm, region: &str) -> Vec<String> {
+        match realm.zone_suffixes {
+            Some(suffixes) => suffixes.iter().map(|s| format!("{region}-{s}")).collect(),
+            None => self.settings.zones.get(region).cloned().unwrap_or_default(),
+        }
+    }
+
     // ---- Instances ----
 
     /// Creates instances; returns their ids and the total hourly price.
@@ -43,13 +105,9 @@ impl Model {
                 )));
             }
         }
-        let hourly = self.settings.prices.quote(
-            &req.instance_type,
-            req.disk_gib,
-            req.bandwidth_out,
-            1.0,
-            1,
-        )?;
+        let hourly =
+            self.prices
+                .quote(&req.instance_type, req.disk_gib, req.bandwidth_out, 1.0, 1)?;
         if req.dry_run {
             return Ok(Vec::new());
         }

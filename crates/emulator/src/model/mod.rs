@@ -11,7 +11,7 @@ mod network;
 mod tests;
 mod types;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,7 @@ use ipnet::Ipv4Net;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+pub use compute::ZoneStock;
 pub use types::*;
 
 /// Resource tags, ordered so listings are deterministic.
@@ -50,6 +51,9 @@ pub struct Realm {
     pub prefixes: &'static [(&'static str, &'static str)],
     /// Regions accepted; `None` takes [`ModelSettings::regions`].
     pub regions: Option<&'static [&'static str]>,
+    /// Zones of every region as `<region>-<suffix>`; `None` takes [`ModelSettings::zones`].
+    /// They are where the realm's instance types are offered (see [`Model::zone_stock`]).
+    pub zone_suffixes: Option<&'static [&'static str]>,
 }
 
 /// The realm of the first front end (Alibaba Cloud) and of in-process drivers.
@@ -58,6 +62,7 @@ pub const DEFAULT_REALM: Realm = Realm {
     short_ids: false,
     prefixes: &[],
     regions: None,
+    zone_suffixes: None,
 };
 
 /// Why a model operation failed. Front ends map these to provider codes.
@@ -172,7 +177,9 @@ impl Faults {
     }
 }
 
-/// Prices, per hour.
+/// Prices, per hour, in one currency. One table serves every realm: instance type names of
+/// different clouds do not collide. Its explicit entries are also the catalogue of instance
+/// types the clouds offer ([`Model::zone_stock`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PriceTable {
@@ -200,6 +207,18 @@ impl Default for PriceTable {
             ("ecs.gn7-c12g1.3xlarge", 34.7),
             ("ecs.gn7e-c16g1.4xlarge", 41.2),
             ("ecs.gn8is.2xlarge", 19.5),
+            // Tencent Cloud (CVM). Per GPU model the clouds differ on purpose, so placement by
+            // price has a winner: A100 is cheaper on Tencent (GT4 28.9 < gn7 34.7), T4 on
+            // Alibaba (gn6i 8.43 < GN7 9.86), A10 on Alibaba, V100 on Tencent.
+            ("S5.MEDIUM2", 0.1),
+            ("S5.MEDIUM4", 0.19),
+            ("S5.MEDIUM8", 0.36),
+            ("S5.LARGE8", 0.38),
+            ("S5.LARGE16", 0.72),
+            ("GN7.2XLARGE32", 9.86),
+            ("PNV4.7XLARGE116", 14.5),
+            ("GN10Xp.2XLARGE40", 23.6),
+            ("GT4.4XLARGE96", 28.9),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -215,6 +234,11 @@ impl Default for PriceTable {
 }
 
 impl PriceTable {
+    /// Whether the type is in the catalogue (listed, not priced by the default).
+    pub fn lists(&self, instance_type: &str) -> bool {
+        self.instance_hourly.contains_key(instance_type)
+    }
+
     pub fn instance_hourly(&self, instance_type: &str) -> ModelResult<f64> {
         self.instance_hourly
             .get(instance_type)
@@ -254,6 +278,8 @@ pub struct ModelSettings {
     pub prices: PriceTable,
     /// Known regions; empty accepts any.
     pub regions: Vec<String>,
+    /// Zones per region of realms without their own ([`Realm::zone_suffixes`]).
+    pub zones: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for ModelSettings {
@@ -269,8 +295,29 @@ impl Default for ModelSettings {
                 "cn-beijing".into(),
                 "cn-shenzhen".into(),
             ],
+            zones: default_zones(),
         }
     }
+}
+
+/// Zones of the default regions, as Alibaba Cloud names them.
+pub fn default_zones() -> BTreeMap<String, Vec<String>> {
+    let zones: [(&str, &[&str]); 4] = [
+        ("cn-hangzhou", &["b", "g", "h", "i", "j", "k"]),
+        ("cn-shanghai", &["b", "e", "f", "g", "l", "m", "n"]),
+        (
+            "cn-beijing",
+            &["a", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"],
+        ),
+        ("cn-shenzhen", &["a", "c", "d", "e", "f"]),
+    ];
+    zones
+        .into_iter()
+        .map(|(region, suffixes)| {
+            let list = suffixes.iter().map(|s| format!("{region}-{s}")).collect();
+            (region.to_string(), list)
+        })
+        .collect()
 }
 
 /// An idempotency token: the scope (the operation), the client's token and a fingerprint of
@@ -296,6 +343,8 @@ pub struct Model {
     pub settings: ModelSettings,
     pub quotas: Quotas,
     pub stock: HashMap<(String, String), u32>,
+    /// Current prices (settable at run time; a reset restores the settings').
+    pub prices: PriceTable,
     pub vpcs: BTreeMap<String, Vpc>,
     pub subnets: BTreeMap<String, Subnet>,
     pub security_groups: BTreeMap<String, SecurityGroup>,
@@ -321,6 +370,7 @@ impl Model {
         Self {
             quotas: settings.quotas.clone(),
             stock: settings.stock.clone(),
+            prices: settings.prices.clone(),
             settings,
             vpcs: BTreeMap::new(),
             subnets: BTreeMap::new(),
@@ -504,10 +554,14 @@ impl Model {
     }
 
     fn check_region(&self, region: &str) -> ModelResult<()> {
+        self.check_region_of(self.realm, region)
+    }
+
+    fn check_region_of(&self, realm: Realm, region: &str) -> ModelResult<()> {
         if region.is_empty() {
             return Err(ModelError::Invalid("RegionId is required".into()));
         }
-        let known = match self.realm.regions {
+        let known = match realm.regions {
             Some(regions) => regions.contains(&region),
             None => {
                 self.settings.regions.is_empty()

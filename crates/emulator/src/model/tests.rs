@@ -396,3 +396,85 @@ fn prices_and_tag_filters() {
     assert!(!tags_match(&tags, &[("a".into(), Some("2".into()))]));
     assert!(!tags_match(&tags, &[("b".into(), None)]));
 }
+
+#[test]
+fn stock_per_zone_of_listed_types() {
+    let mut m = Model::new(settings());
+    let gpu = "ecs.gn7-c12g1.3xlarge";
+    let all = m
+        .zone_stock(DEFAULT_REALM, "cn-hangzhou", None, gpu)
+        .unwrap();
+    let zones: Vec<&str> = all.iter().map(|z| z.zone.as_str()).collect();
+    assert_eq!(zones, m.zones_of(DEFAULT_REALM, "cn-hangzhou"));
+    assert!(zones.contains(&"cn-hangzhou-i"));
+    assert!(all.iter().all(|z| z.available.is_none() && !z.sold_out()));
+
+    m.stock.insert((gpu.into(), "cn-hangzhou-i".into()), 0);
+    m.stock.insert((gpu.into(), "cn-hangzhou-j".into()), 2);
+    let one = m
+        .zone_stock(DEFAULT_REALM, "cn-hangzhou", Some("cn-hangzhou-i"), gpu)
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    assert!(one[0].sold_out());
+    let j = m
+        .zone_stock(DEFAULT_REALM, "cn-hangzhou", Some("cn-hangzhou-j"), gpu)
+        .unwrap();
+    assert_eq!(j[0].available, Some(2));
+
+    // Unknown types are offered nowhere, unless a stock entry names a zone of the region.
+    assert!(
+        m.zone_stock(DEFAULT_REALM, "cn-hangzhou", None, "ecs.nope")
+            .unwrap()
+            .is_empty()
+    );
+    m.stock
+        .insert(("ecs.nope".into(), "cn-hangzhou-z".into()), 1);
+    m.stock
+        .insert(("ecs.nope".into(), "cn-beijing-a".into()), 1);
+    let added = m
+        .zone_stock(DEFAULT_REALM, "cn-hangzhou", None, "ecs.nope")
+        .unwrap();
+    assert_eq!(added.len(), 1);
+    assert_eq!(added[0].zone, "cn-hangzhou-z");
+
+    assert!(matches!(
+        m.zone_stock(DEFAULT_REALM, "ap-guangzhou", None, gpu),
+        Err(ModelError::UnknownRegion(_))
+    ));
+    let tencent = crate::tencent::REALM;
+    let zones: Vec<String> = m
+        .zone_stock(tencent, "ap-guangzhou", None, "GT4.4XLARGE96")
+        .unwrap()
+        .into_iter()
+        .map(|z| z.zone)
+        .collect();
+    assert_eq!(zones.len(), crate::tencent::ZONES_PER_REGION as usize);
+    assert_eq!(zones[2], "ap-guangzhou-3");
+
+    // Prices set at run time; a reset restores the configured table.
+    m.prices.instance_hourly.insert(gpu.into(), 1.0);
+    assert_eq!(m.prices.instance_hourly(gpu).unwrap(), 1.0);
+    m.reset();
+    assert_eq!(m.prices.instance_hourly(gpu).unwrap(), 34.7);
+    assert!(m.stock.is_empty());
+}
+
+#[test]
+fn gpu_models_have_a_cheaper_cloud() {
+    let p = PriceTable::default();
+    let hourly = |t: &str| p.instance_hourly(t).unwrap();
+    // A100: Tencent cheaper; T4 and A10: Alibaba cheaper.
+    assert!(hourly("GT4.4XLARGE96") < hourly("ecs.gn7-c12g1.3xlarge"));
+    assert!(hourly("ecs.gn6i-c4g1.xlarge") < hourly("GN7.2XLARGE32"));
+    assert!(hourly("ecs.gn7i-c8g1.2xlarge") < hourly("PNV4.7XLARGE116"));
+    for t in [
+        "S5.MEDIUM8",
+        "S5.LARGE16",
+        "GT4.4XLARGE96",
+        "PNV4.7XLARGE116",
+        "GN7.2XLARGE32",
+        "GN10Xp.2XLARGE40",
+    ] {
+        assert!(p.lists(t), "{t}");
+    }
+}

@@ -58,6 +58,10 @@ pub(super) fn dispatch(
                 .collect();
             Ok(json!({"TotalCount": set.len(), "ZoneSet": set}))
         }
+        "DescribeZoneInstanceConfigInfos" => {
+            let region = call.region()?;
+            state.with_model(|m| zone_instance_configs(m, region, body))
+        }
         "RunInstances" => run_instances(state, call.region()?, body, now),
         "DescribeInstances" => {
             let region = call.region()?;
@@ -645,7 +649,7 @@ fn inquiry_price(m: &Model, region: &str, body: &Body) -> ApiResult<Value> {
     }
     let instance_type = body.req_str("InstanceType")?;
     let launch = launch(body)?;
-    let prices = &m.settings.prices;
+    let prices = &m.prices;
     let count = f64::from(launch.count);
     let hourly = prices
         .instance_hourly(instance_type)
@@ -684,4 +688,116 @@ fn inquiry_price(m: &Model, region: &str, body: &Body) -> ApiResult<Value> {
         }
     };
     Ok(json!({"Price": {"InstancePrice": instance, "BandwidthPrice": bandwidth}}))
+}
+
+/// Charge types DescribeZoneInstanceConfigInfos answers for (one item each when not filtered).
+const QUOTA_CHARGE_TYPES: &[&str] = &["POSTPAID_BY_HOUR", "PREPAID"];
+/// Below this many instances left a type's stock is `UnderStock`.
+const UNDER_STOCK: u32 = 10;
+
+/// DescribeZoneInstanceConfigInfos: an `InstanceTypeQuotaSet` item per (zone, charge type) where
+/// the `instance-type` (required here; the cloud also lists every type) is offered, `SELL` or,
+/// with no stock, `SOLD_OUT`. Filters: `zone`, `instance-type`, `instance-family`,
+/// `instance-charge-type` (the model's stock does not depend on it), `sort-keys` (ignored).
+fn zone_instance_configs(m: &Model, region: &str, body: &Body) -> ApiResult<Value> {
+    let (mut zones, mut types, mut families, mut charges) = (None, None, None, None);
+    for f in body.filters()? {
+        let slot = match f.name.as_str() {
+            "zone" => &mut zones,
+            "instance-type" => &mut types,
+            "instance-family" => &mut families,
+            "instance-charge-type" => &mut charges,
+            "sort-keys" => continue,
+            _ => return Err(bad_filter(&f.name, FILTER_CODE)),
+        };
+        *slot = Some(f.values);
+    }
+    let Some(types) = types.filter(|t| !t.is_empty()) else {
+        return Err(ApiError::invalid(
+            "The emulator needs the `instance-type` filter of DescribeZoneInstanceConfigInfos.",
+        ));
+    };
+    let charges: Vec<String> = match charges {
+        Some(list) => {
+            if let Some(bad) = list
+                .iter()
+                .find(|c| !QUOTA_CHARGE_TYPES.contains(&c.as_str()))
+            {
+                return Err(ApiError::invalid_value("instance-charge-type", bad));
+            }
+            list
+        }
+        None => QUOTA_CHARGE_TYPES.iter().map(|c| c.to_string()).collect(),
+    };
+    let mut set = Vec::new();
+    for instance_type in &types {
+        let family = instance_type.split('.').next().unwrap_or_default();
+        if families
+            .as_ref()
+            .is_some_and(|f| !f.iter().any(|x| x == family))
+        {
+            continue;
+        }
+        let (cpu, memory) = type_size(instance_type);
+        let hourly = m.prices.instance_hourly(instance_type).unwrap_or(0.0);
+        for stock in m
+            .zone_stock(REALM, region, None, instance_type)
+            .map_err(|e| ApiError::from_model(e, Service::Cvm))?
+        {
+            if zones.as_ref().is_some_and(|z| !z.contains(&stock.zone)) {
+                continue;
+            }
+            let (status, category) = match stock.available {
+                Some(0) => ("SOLD_OUT", "WithoutStock"),
+                Some(n) if n < UNDER_STOCK => ("SELL", "UnderStock"),
+                _ => ("SELL", "EnoughStock"),
+            };
+            for charge in &charges {
+                let price = if charge == "PREPAID" {
+                    let month = round_cents(hourly * 720.0);
+                    json!({"OriginalPrice": month, "DiscountPrice": month, "Discount": 100.0})
+                } else {
+                    let unit = round_cents(hourly);
+                    json!({"UnitPrice": unit, "UnitPriceDiscount": unit, "Discount": 100.0, "ChargeUnit": "HOUR"})
+                };
+                set.push(json!({
+                    "Zone": stock.zone, "InstanceType": instance_type, "InstanceChargeType": charge,
+                    "NetworkCard": 0, "Externals": {}, "Cpu": cpu, "Memory": memory,
+                    "InstanceFamily": family, "TypeName": family, "LocalDiskTypeList": [],
+                    "Status": status, "Price": price,
+                    "SoldOutReason": if status == "SOLD_OUT" { "Sold out in this zone." } else { "" },
+                    "InstanceBandwidth": 1.5, "InstancePps": 30, "StorageBlockAmount": 0,
+                    "CpuType": "", "Gpu": 0, "Fpga": 0, "Remark": "", "GpuCount": 0.0,
+                    "Frequency": "", "StatusCategory": category,
+                }));
+            }
+        }
+    }
+    Ok(json!({"InstanceTypeQuotaSet": set}))
+}
+
+/// Cores and GiB of a CVM type name (`S5.MEDIUM8`: 2 cores, 8 GiB; `GT4.4XLARGE96`: 16, 96),
+/// zero when the name does not tell.
+pub(super) fn type_size(instance_type: &str) -> (u32, u32) {
+    let size = instance_type.split('.').nth(1).unwrap_or_default();
+    let (name, memory) = match size.rfind(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&size[..=i], size[i + 1..].parse().unwrap_or(0)),
+        None => ("", 0),
+    };
+    let cpu = match name {
+        "SMALL" => 1,
+        "MEDIUM" => 2,
+        "LARGE" => 4,
+        _ => name
+            .strip_suffix("XLARGE")
+            .and_then(|n| {
+                if n.is_empty() {
+                    Some(1)
+                } else {
+                    n.parse().ok()
+                }
+            })
+            .map_or(0, |n| n * 4),
+    };
+    (cpu, memory)
 }

@@ -66,6 +66,7 @@ pub const REALM: Realm = Realm {
     short_ids: true,
     prefixes: &[("i", "ins"), ("vsw", "subnet"), ("vtb", "rtb")],
     regions: Some(REGIONS),
+    zone_suffixes: Some(&["1", "2", "3", "4", "5", "6", "7"]),
 };
 
 /// Exactly what the SDK accepts: with `; charset=utf-8` the Python SDK ignores the body.
@@ -498,6 +499,7 @@ impl Call {
 const KNOWN_PARAMS: &[(&str, &[&str])] = &[
     ("DescribeRegions", &[]),
     ("DescribeZones", &[]),
+    ("DescribeZoneInstanceConfigInfos", &["Filters"]),
     (
         "RunInstances",
         &[
@@ -725,6 +727,7 @@ fn service_of(action: &str) -> Option<Service> {
     Some(match action {
         "DescribeRegions"
         | "DescribeZones"
+        | "DescribeZoneInstanceConfigInfos"
         | "RunInstances"
         | "DescribeInstances"
         | "DescribeInstancesStatus"

@@ -185,3 +185,14 @@ fn signed_headers_verify() {
         "AuthFailure.InvalidAuthorization"
     );
 }
+
+#[test]
+fn type_sizes_from_names() {
+    use super::compute::type_size;
+    assert_eq!(type_size("S5.MEDIUM8"), (2, 8));
+    assert_eq!(type_size("S5.LARGE16"), (4, 16));
+    assert_eq!(type_size("GT4.4XLARGE96"), (16, 96));
+    assert_eq!(type_size("PNV4.7XLARGE116"), (28, 116));
+    assert_eq!(type_size("S5.SMALL1"), (1, 1));
+    assert_eq!(type_size("odd"), (0, 0));
+}
