@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# A real Kubernetes control plane (etcd + kube-apiserver, no kubelet) on loopback, envtest-style.
+# A real Kubernetes control plane (etcd + kube-apiserver + kube-controller-manager, no kubelet) on
+# loopback, envtest-style.
 #
 #   scripts/control-plane.sh build        build (or reuse) the cached binaries
-#   scripts/control-plane.sh up           start etcd + kube-apiserver, write a kubeconfig
+#   scripts/control-plane.sh up           start etcd, kube-apiserver and kube-controller-manager,
+#                                         write a kubeconfig
 #   scripts/control-plane.sh down         stop exactly what `up` started and remove its data
 #   scripts/control-plane.sh status       report whether it runs and where
 #   scripts/control-plane.sh kubeconfig   print the kubeconfig path (for --kubeconfig / KUBECONFIG)
@@ -18,6 +20,7 @@ KUBE_VERSION=v1.34.4
 ETCD_VERSION=v3.6.16
 CACHE_DIR=${MCE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/multicloud-ecs}
 KUBE_APISERVER=$CACHE_DIR/kube-apiserver-$KUBE_VERSION/kube-apiserver
+KUBE_CONTROLLER_MANAGER=$CACHE_DIR/kube-controller-manager-$KUBE_VERSION/kube-controller-manager
 ETCD=$CACHE_DIR/etcd-$ETCD_VERSION/etcd
 STATE_DIR=${MCE_CP_DIR:-${TMPDIR:-/tmp}/multicloud-ecs-cp}
 KUBECONFIG_PATH=$STATE_DIR/kubeconfig
@@ -67,6 +70,8 @@ cmd_build() {
   done
   build_one etcd "$ETCD" "$ROOT/hack/etcd" go.etcd.io/etcd/server/v3 "-s -w"
   build_one kube-apiserver "$KUBE_APISERVER" "$ROOT/hack/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver "$ldf"
+  build_one kube-controller-manager "$KUBE_CONTROLLER_MANAGER" "$ROOT/hack/kube-controller-manager" \
+    k8s.io/kubernetes/cmd/kube-controller-manager "$ldf"
 }
 
 free_port() {
@@ -149,12 +154,39 @@ wait_http() {
   done
 }
 
+# Only the controllers a CRD-only cluster needs: ownerReference garbage collection, namespace
+# deletion (it deletes every namespaced object, custom resources included, and waits for their
+# finalizers) and the service-account ones (a namespace gets its `default` ServiceAccount).
+start_controller_manager() {
+  local server=$1 pki=$STATE_DIR/pki kcm_port kcm_kubeconfig=$STATE_DIR/kubeconfig-controller-manager
+  # The garbage collector and the namespace controller delete objects of every kind, custom
+  # resources included: a system:masters identity named like the real one.
+  [[ -f $pki/system:kube-controller-manager.crt ]] ||
+    (cd "$pki" && new_client_cert system:kube-controller-manager system:masters)
+  kcm_port=$(free_port)
+  write_kubeconfig "$kcm_kubeconfig" "$server" "$pki" system:kube-controller-manager
+  "$KUBE_CONTROLLER_MANAGER" --kubeconfig="$kcm_kubeconfig" \
+    --authentication-kubeconfig="$kcm_kubeconfig" --authorization-kubeconfig="$kcm_kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port="$kcm_port" --cert-dir="$STATE_DIR/kcm-certs" \
+    --controllers=garbagecollector,namespace,serviceaccount,serviceaccount-token \
+    --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
+    --leader-elect=false --concurrent-gc-syncs=10 --v=1 \
+    >"$STATE_DIR/kube-controller-manager.log" 2>&1 9>&- &
+  echo $! >"$STATE_DIR/kube-controller-manager.pid"
+  wait_http kube-controller-manager "$STATE_DIR/kube-controller-manager.pid" \
+    "$STATE_DIR/kube-controller-manager.log" 60 -k "https://127.0.0.1:$kcm_port/healthz"
+}
+
 cmd_up() {
+  if running && ! pid_alive "$STATE_DIR/kube-controller-manager.pid"; then
+    # A copy started before kube-controller-manager was part of it (or whose copy died).
+    start_controller_manager "$(cat "$STATE_DIR/server")"
+  fi
   if running; then
     log "already running (server $(cat "$STATE_DIR/server")); kubeconfig: $KUBECONFIG_PATH"
     return
   fi
-  [[ -x $ETCD && -x $KUBE_APISERVER ]] || die "binaries missing; build them with: $ROOT/scripts/control-plane.sh build"
+  [[ -x $ETCD && -x $KUBE_APISERVER && -x $KUBE_CONTROLLER_MANAGER ]] || die "binaries missing; build them with: $ROOT/scripts/control-plane.sh build"
   # A half-started or crashed previous copy: clean it up first.
   [[ -d $STATE_DIR ]] && cmd_down >/dev/null 2>&1 || true
   mkdir -p "$STATE_DIR"
@@ -188,6 +220,8 @@ cmd_up() {
   wait_http kube-apiserver "$STATE_DIR/kube-apiserver.pid" "$STATE_DIR/kube-apiserver.log" 120 \
     --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$server/readyz"
   write_kubeconfig "$KUBECONFIG_PATH" "$server" "$pki" admin
+
+  start_controller_manager "$server"
   trap - EXIT
   log "ready in $((SECONDS - start)) s: $server"
   log "kubeconfig: $KUBECONFIG_PATH"
@@ -195,7 +229,7 @@ cmd_up() {
 
 stop_processes() {
   local name pidfile pid
-  for name in kube-apiserver etcd; do
+  for name in kube-controller-manager kube-apiserver etcd; do
     pidfile=$STATE_DIR/$name.pid
     if pid_alive "$pidfile"; then
       pid=$(cat "$pidfile")
@@ -214,7 +248,7 @@ cmd_down() {
 
 cmd_status() {
   if running; then
-    echo "running: $(cat "$STATE_DIR/server") (etcd pid $(cat "$STATE_DIR/etcd.pid"), kube-apiserver pid $(cat "$STATE_DIR/kube-apiserver.pid"))"
+    echo "running: $(cat "$STATE_DIR/server") (etcd pid $(cat "$STATE_DIR/etcd.pid"), kube-apiserver pid $(cat "$STATE_DIR/kube-apiserver.pid"), kube-controller-manager pid $(cat "$STATE_DIR/kube-controller-manager.pid"))"
     echo "kubeconfig: $KUBECONFIG_PATH"
   else
     echo "not running"
@@ -250,7 +284,8 @@ case ${1:-} in
     echo "export KUBECONFIG=$KUBECONFIG_PATH"
     echo "export MCE_KUBE_APISERVER=$KUBE_APISERVER"
     echo "export MCE_ETCD=$ETCD"
+    echo "export MCE_KUBE_CONTROLLER_MANAGER=$KUBE_CONTROLLER_MANAGER"
     ;;
-  binaries) printf '%s\n%s\n' "$ETCD" "$KUBE_APISERVER" ;;
-  *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  binaries) printf '%s\n%s\n%s\n' "$ETCD" "$KUBE_APISERVER" "$KUBE_CONTROLLER_MANAGER" ;;
+  *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

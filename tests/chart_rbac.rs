@@ -5,9 +5,10 @@
 //! shared control plane under a unique release name.
 //!
 //! The operator's calls (src/controller, src/operator.rs, kube's Recorder and kube-lease-manager):
-//! list/watch EcsInstances, UserNetworks, CloudProviders and Namespaces in all namespaces; JSON
-//! patch of EcsInstances and UserNetworks (finalizers); server-side apply of the three status
-//! subresources; create/delete of UserNetworks (silent addressing); get of Secrets; create/patch of
+//! list/watch EcsInstances, EcsInstanceSets, UserNetworks, CloudProviders and Namespaces in all
+//! namespaces; patch of EcsInstances, EcsInstanceSets, UserNetworks and CloudProviders
+//! (finalizers; a set's children); server-side apply of the status subresources; create/delete
+//! of UserNetworks (silent addressing) and EcsInstances (a set's children); get of Secrets; create/patch of
 //! events.k8s.io Events; get/create/patch of its Lease in the release namespace.
 
 use std::process::Command;
@@ -198,6 +199,7 @@ fn operator_calls(tenant_ns: &str, secret_ns: &str, release_ns: &str) -> Vec<Acc
     let mut calls = Vec::new();
     for resource in [
         "ecsinstances",
+        "ecsinstancesets",
         "usernetworks",
         "cloudproviders",
         "namespaces",
@@ -230,6 +232,30 @@ fn operator_calls(tenant_ns: &str, secret_ns: &str, release_ns: &str) -> Vec<Acc
             .named("net-u1"),
     );
     calls.push(access("patch", GROUP, "cloudproviders/status").named("aliyun"));
+    // EcsInstanceSets: finalizer, status, and the children they create, patch and delete.
+    calls.push(
+        access("patch", GROUP, "ecsinstancesets")
+            .ns(tenant_ns)
+            .named("pool"),
+    );
+    calls.push(
+        access("patch", GROUP, "ecsinstancesets/status")
+            .ns(tenant_ns)
+            .named("pool"),
+    );
+    calls.push(
+        access("update", GROUP, "ecsinstancesets/finalizers")
+            .ns(tenant_ns)
+            .named("pool"),
+    );
+    calls.push(access("create", GROUP, "ecsinstances").ns(tenant_ns));
+    calls.push(
+        access("delete", GROUP, "ecsinstances")
+            .ns(tenant_ns)
+            .named("pool-x7k2p"),
+    );
+    // The in-use finalizer of CloudProviders.
+    calls.push(access("patch", GROUP, "cloudproviders").named("aliyun"));
     // Silent addressing.
     calls.push(access("create", GROUP, "usernetworks").ns(tenant_ns));
     calls.push(
@@ -313,16 +339,20 @@ fn must_not(tenant_ns: &str, release_ns: &str) -> Vec<Access> {
         access("create", "", "serviceaccounts/token")
             .ns(release_ns)
             .named("default"),
-        // The user's objects: the operator writes status and finalizers, not specs or objects.
-        access("create", GROUP, "ecsinstances").ns(tenant_ns),
-        access("delete", GROUP, "ecsinstances")
-            .ns(tenant_ns)
-            .named("gpu-box"),
+        // The user's objects: the operator writes status and finalizers (and a set's children),
+        // not the user's specs or objects.
         access("update", GROUP, "ecsinstances")
             .ns(tenant_ns)
             .named("gpu-box"),
+        access("create", GROUP, "ecsinstancesets").ns(tenant_ns),
+        access("delete", GROUP, "ecsinstancesets")
+            .ns(tenant_ns)
+            .named("pool"),
+        access("update", GROUP, "ecsinstancesets")
+            .ns(tenant_ns)
+            .named("pool"),
         access("create", GROUP, "cloudproviders"),
-        access("patch", GROUP, "cloudproviders").named("aliyun"),
+        access("update", GROUP, "cloudproviders").named("aliyun"),
         access("delete", GROUP, "cloudproviders").named("aliyun"),
         access("update", GROUP, "usernetworks")
             .ns(tenant_ns)

@@ -62,6 +62,11 @@ pub struct CloudProviderSpec {
     #[schemars(length(max = 64), extend("x-kubernetes-list-type" = "set"))]
     #[x_kube(validation = Rule::new("self.all(e, size(e) >= 1 && size(e) <= 128)").message("allowedExtensions entries are 1 to 128 characters"))]
     pub allowed_extensions: Vec<String>,
+    /// Issue 12: whether EcsInstances and UserNetworks may adopt (`spec.adopt`) resources that
+    /// carry no `tenantId` tag at all. Off by default: only resources tagged for the adopting
+    /// namespace's tenant are adopted; another tenant's are refused either way.
+    #[serde(default)]
+    pub allow_untagged_adoption: bool,
 }
 
 /// Cloud type: the `type` of a registered provider plugin (see [`crate::providers`]). The

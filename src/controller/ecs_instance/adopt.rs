@@ -1,0 +1,139 @@
+//! Adoption (issue 12): an EcsInstance with `spec.adopt.instanceId` takes over an existing cloud
+//! instance instead of creating one. The checks run before any cloud write; a refusal
+//! (`AdoptionRefused`) leaves the instance untouched. Once tagged with the object's UID the
+//! instance is found and managed like one the operator created (EIP, tags, drift, deletion per
+//! `deletionPolicy`).
+
+use tracing::info;
+
+use super::super::plan;
+use super::super::status::Progress;
+use super::{Run, StepError};
+use crate::api::conditions;
+use crate::api::{EcsInstanceStatus, Reason, tags};
+use mce_cloud::{Instance, InstanceStatus, Tags};
+
+/// Why a resource with `resource_tags` may not be adopted by the object `uid` of `tenant`, if
+/// it may not. Tenancy is a security boundary: another tenant's resource is never adopted, an
+/// untagged one only where the CloudProvider allows it.
+pub fn refusal(
+    resource_tags: &Tags,
+    uid: &str,
+    tenant: &str,
+    allow_untagged: bool,
+) -> Option<String> {
+    if let Some(owner) = resource_tags.get(tags::OBJECT_UID)
+        && owner != uid
+    {
+        return Some(format!("it is managed by another object (UID {owner})"));
+    }
+    match resource_tags.get(tags::TENANT) {
+        Some(t) if t == tenant => None,
+        Some(t) => Some(format!(
+            "it is tagged for tenant {t:?}, not this namespace's tenant {tenant:?}"
+        )),
+        None if allow_untagged => None,
+        None => Some(format!(
+            "it carries no {:?} tag for tenant {tenant:?} (the CloudProvider does not set allowUntaggedAdoption)",
+            tags::TENANT
+        )),
+    }
+}
+
+impl Run<'_> {
+    /// Verifies and tags the instance `id`, then records it as this object's.
+    pub(super) async fn adopt_instance(
+        &self,
+        id: &str,
+        progress: &mut Progress<EcsInstanceStatus>,
+    ) -> Result<Instance, StepError> {
+        let region = self.region().to_string();
+        let found = self
+            .driver
+            .describe_instances(&region, &[id.to_string()])
+            .await
+            .map_err(|e| self.fail(progress, e))?;
+        let refuse = |progress: &mut Progress<EcsInstanceStatus>, why: String| {
+            progress.step(
+                conditions::INSTANCE_READY,
+                false,
+                Reason::AdoptionRefused,
+                format!("instance {id} cannot be adopted: {why}"),
+            );
+            StepError::Refused(plan::SLOW_REQUEUE)
+        };
+        let Some(instance) = found
+            .into_iter()
+            .find(|i| i.id == id && i.status != InstanceStatus::Terminated)
+        else {
+            return Err(refuse(
+                progress,
+                format!(
+                    "it does not exist in region {region} of provider {}",
+                    self.resolved.provider.spec.code
+                ),
+            ));
+        };
+        if let Some(why) = refusal(
+            &instance.tags,
+            &self.uid,
+            &self.resolved.tenant,
+            self.resolved.provider.spec.allow_untagged_adoption,
+        ) {
+            return Err(refuse(progress, why));
+        }
+        self.driver
+            .tag_instance(&region, id, &self.resource_tags())
+            .await
+            .map_err(|e| self.fail(progress, e))?;
+        progress.cloud_changed = true;
+        info!(instance_id = %id, "instance adopted");
+        self.sinks
+            .events
+            .publish(
+                false,
+                Reason::Adopted,
+                format!("instance {id} adopted"),
+                "Adopt",
+            )
+            .await;
+        progress.status.instance_id = Some(id.to_string());
+        progress.status.instance_id_learned_at = Some(jiff::Timestamp::now().to_string());
+        self.persist(progress).await.map_err(StepError::Failed)?;
+        Ok(instance)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tagged(pairs: &[(&str, &str)]) -> Tags {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn only_the_tenants_own_unowned_resources_are_adopted() {
+        let own = tagged(&[(tags::TENANT, "acme")]);
+        assert_eq!(refusal(&own, "u1", "acme", false), None);
+        let theirs = tagged(&[(tags::TENANT, "globex")]);
+        assert!(
+            refusal(&theirs, "u1", "acme", true)
+                .unwrap()
+                .contains("globex")
+        );
+        let owned = tagged(&[(tags::TENANT, "acme"), (tags::OBJECT_UID, "u2")]);
+        assert!(
+            refusal(&owned, "u1", "acme", false)
+                .unwrap()
+                .contains("another object")
+        );
+        let mine = tagged(&[(tags::TENANT, "acme"), (tags::OBJECT_UID, "u1")]);
+        assert_eq!(refusal(&mine, "u1", "acme", false), None);
+        assert!(refusal(&Tags::new(), "u1", "acme", false).is_some());
+        assert_eq!(refusal(&Tags::new(), "u1", "acme", true), None);
+    }
+}
