@@ -74,6 +74,18 @@ for name in gpu-box gpu-box-tencent; do
   fi
 done
 log "both Ready in $((SECONDS - start)) s"
+
+# Placement: an A100 on the cheaper cloud with stock, and a quote of both clouds.
+kubectl apply -f examples/placement.yaml
+start=$SECONDS
+if ! kubectl wait --for condition=Ready --timeout=120s -n ml-team ecs/gpu-cheapest; then
+  kubectl describe ecs -n ml-team gpu-cheapest | tail -20
+  tail -20 "$STATE/operator.log"
+  exit 1
+fi
+log "gpu-cheapest Ready in $((SECONDS - start)) s: $(kubectl get ecs -n ml-team gpu-cheapest -o jsonpath='{.status.placement.reason}')"
+kubectl wait --for condition=Quoted --timeout=60s -n ml-team pq/a100-monthly >/dev/null
+kubectl get pq -n ml-team
 kubectl get ecs -A -o wide
 kubectl get unet -A
 cat <<EOF

@@ -51,6 +51,30 @@ pub struct Metrics {
     pub cloud_latency: Family<CloudLatencyLabels, Histogram>,
     pub instances: Family<PhaseLabels, Gauge>,
     pub leader: Gauge,
+    /// Price quotes, by provider and source (`cloud` or `cache`).
+    pub quotes: Family<QuoteLabels, Counter>,
+    /// Placements decided, by chosen provider and policy.
+    pub placements: Family<PlacementLabels, Counter>,
+    /// Candidates passed over, by policy and reason (a failover when a later one is chosen).
+    pub failovers: Family<FailoverLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QuoteLabels {
+    pub provider: String,
+    pub source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlacementLabels {
+    pub provider: String,
+    pub policy: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailoverLabels {
+    pub policy: &'static str,
+    pub reason: String,
 }
 
 fn latency_histogram() -> Histogram {
@@ -72,6 +96,24 @@ impl Metrics {
         );
         let instances = Family::<PhaseLabels, Gauge>::default();
         let leader = Gauge::default();
+        let quotes = Family::<QuoteLabels, Counter>::default();
+        let placements = Family::<PlacementLabels, Counter>::default();
+        let failovers = Family::<FailoverLabels, Counter>::default();
+        registry.register(
+            "price_quotes",
+            "Price quotes served, by provider and source (cloud or cache)",
+            quotes.clone(),
+        );
+        registry.register(
+            "placements",
+            "Placement decisions, by chosen provider and policy",
+            placements.clone(),
+        );
+        registry.register(
+            "placement_skips",
+            "Candidates passed over by placement, by policy and reason",
+            failovers.clone(),
+        );
         registry.register(
             "reconciles",
             "Reconciles run, by controller",
@@ -112,6 +154,9 @@ impl Metrics {
             cloud_latency,
             instances,
             leader,
+            quotes,
+            placements,
+            failovers,
         }
     }
 

@@ -2,6 +2,8 @@
 //! spread); this release ships a fixed policy: the EcsInstance names its provider, which must
 //! exist, be enabled and be available.
 
+pub mod placement;
+
 use crate::api::{CloudProvider, Reason, conditions};
 
 /// Why no provider could be selected. `reason()` is the stable condition reason.
@@ -111,6 +113,7 @@ mod tests {
                 rate_limit: None,
                 disabled,
                 allowed_extensions: Vec::new(),
+                allow_untagged_adoption: false,
             },
         );
         p.status = available.map(|a| CloudProviderStatus {

@@ -43,7 +43,9 @@
 //! `--no-public-ip`, `--no-ports`, `--boot-delay-ms MS` [2000, the emulator's default],
 //! `--timeout-seconds S` [600], `--shared-control-plane`, `--keep-control-plane`,
 //! `--clouds ALIYUN,TENCENT` [ALIYUN] (one CloudProvider per cloud on the same emulator;
-//! instance i goes to cloud i mod the number of clouds, so `ALIYUN,TENCENT` is half and half).
+//! instance i goes to cloud i mod the number of clouds, so `ALIYUN,TENCENT` is half and half),
+//! `--placement Cheapest|Failover` (every instance instead names all the clouds as placement
+//! candidates and asks for 2 vCPU / 8 GiB, which each catalog maps to its own type).
 //! Logs of the operator and the emulator are kept under `target/tmp/operator-scale-<run>/`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -102,6 +104,7 @@ struct Args {
     shared_control_plane: bool,
     keep_control_plane: bool,
     clouds: Vec<&'static CloudFixture>,
+    placement: Option<String>,
 }
 
 impl Args {
@@ -121,6 +124,7 @@ impl Args {
             shared_control_plane: false,
             keep_control_plane: false,
             clouds: vec![&ALIYUN],
+            placement: None,
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
@@ -156,6 +160,7 @@ impl Args {
                 "--timeout-seconds" => args.timeout_seconds = num(&key, value(&key)),
                 "--shared-control-plane" => args.shared_control_plane = true,
                 "--keep-control-plane" => args.keep_control_plane = true,
+                "--placement" => args.placement = Some(value(&key)),
                 "--clouds" => {
                     args.clouds = value(&key)
                         .split(',')
@@ -185,7 +190,7 @@ fn usage(problem: &str) -> ! {
          [--steady-seconds S] [--resync-seconds S] [--probe-seconds S] [--operator-concurrency N] \
          [--apply-concurrency N] [--users N] [--no-public-ip] [--no-ports] [--boot-delay-ms MS] \
          [--timeout-seconds S] [--shared-control-plane] [--keep-control-plane] \
-         [--clouds ALIYUN,TENCENT]"
+         [--clouds ALIYUN,TENCENT] [--placement Cheapest|Failover]"
     );
     std::process::exit(if problem.is_empty() { 0 } else { 2 })
 }
@@ -579,6 +584,19 @@ fn instance(i: usize, ns: &str, run_code: &str, args: &Args) -> EcsInstance {
     }
     if args.ports {
         extra["openPorts"] = json!([22, 8888]);
+    }
+    if let Some(policy) = &args.placement {
+        let candidates: Vec<_> = args
+            .clouds
+            .iter()
+            .map(|c| json!({"provider": cloud_code(run_code, c), "region": c.region}))
+            .collect();
+        extra["placement"] = json!({"policy": policy, "candidates": candidates});
+        extra["provider"] = serde_json::Value::Null;
+        extra["region"] = serde_json::Value::Null;
+        extra["instanceType"] = serde_json::Value::Null;
+        extra["cpu"] = json!(2);
+        extra["memoryGiB"] = json!(8);
     }
     let user = format!("user-{:03}", i % args.users);
     let mut manifest = instance_manifest(&format!("vm-{i:05}"), &code, &user, extra);

@@ -1,0 +1,286 @@
+//! Multi-cloud placement end to end: the operator as a real process, a real control plane, and
+//! one emulator serving Alibaba Cloud and Tencent Cloud at different prices. Cheapest lands on
+//! the cheaper cloud and fails over when it sells out; nothing lands while every candidate is
+//! sold out, and the instance lands by itself once stock returns; a budget below every quote is
+//! refused; a PriceQuote prices both clouds without a single write call.
+
+use std::collections::BTreeMap;
+
+use mce_emulator::model::StockEntry;
+use mce_testkit::prelude::*;
+use multicloud_ecs::api::EcsInstance;
+use serde_json::{Value, json};
+
+/// Cloud actions that change something: a PriceQuote must make none of them.
+fn writes(calls: &BTreeMap<String, u64>) -> u64 {
+    const READ_PREFIXES: [&str; 4] = ["Describe", "Inquiry", "Get", "List"];
+    calls
+        .iter()
+        .filter(|(action, _)| !READ_PREFIXES.iter().any(|p| action.starts_with(p)))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+fn placement(policy: &str, aliyun: &str, tencent: &str, extra: Value) -> Value {
+    let mut p = json!({
+        "policy": policy,
+        // Zones given: selling out a zone sells out the candidate (without a zone, placement
+        // would move on to another zone of the region with stock).
+        "candidates": [
+            {"provider": aliyun, "region": ALIYUN.region, "zone": ALIYUN.zone},
+            {"provider": tencent, "region": TENCENT.region, "zone": TENCENT.zone},
+        ],
+    });
+    merge(&mut p, extra);
+    p
+}
+
+fn gpu_box(placement: Value) -> Value {
+    json!({
+        "provider": null,
+        "region": null,
+        "imageKey": "ubuntu-20.04",
+        "gpuModel": "A100",
+        "placement": placement,
+    })
+}
+
+fn placed(i: &EcsInstance) -> Option<(String, String)> {
+    let p = i.status.as_ref()?.placement.as_ref()?;
+    Some((p.provider.clone()?, p.instance_type.clone()?))
+}
+
+fn sold_out(instance_type: &str, zone: &str) -> StockEntry {
+    StockEntry {
+        instance_type: instance_type.into(),
+        zone: zone.into(),
+        available: Some(0),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cheapest_places_on_the_cheaper_cloud_and_fails_over_when_it_sells_out() {
+    let mut env = Env::start("placement").await;
+    let ns = env.ns.name.clone();
+    let aliyun = env.code.clone();
+    let tencent = env.extra_provider_on(&TENCENT, false).await;
+    let tencent_name = format!("{}{}", PROVIDER_PREFIX, tencent.to_lowercase());
+    env.wait_provider_available(&tencent_name).await;
+    let state = env.emulator.state().clone();
+
+    // 1. Both have stock: Tencent's A100 (GT4) is the cheaper.
+    env.create_instance(
+        "cheap-1",
+        "user-p",
+        gpu_box(placement("Cheapest", &aliyun, &tencent, json!({}))),
+    )
+    .await;
+    let first = env.wait_ready(&ns, "cheap-1").await;
+    assert_eq!(
+        placed(&first),
+        Some((tencent.clone(), TENCENT.gpu_type("A100").to_string()))
+    );
+    let status = first.status.clone().unwrap();
+    let p = status.placement.clone().unwrap();
+    assert!(
+        p.reason.starts_with("cheapest of 2 available candidates"),
+        "{}",
+        p.reason
+    );
+    assert_eq!(p.candidates.len(), 2);
+    assert!(
+        p.candidates
+            .iter()
+            .all(|c| c.available && c.hourly.is_some())
+    );
+    let price = status.price.clone().expect("status.price");
+    assert_eq!(price.currency, "CNY");
+    assert_eq!(Some(&price.hourly), p.candidates[1].hourly.as_ref());
+    assert_eq!(status.provider.as_deref(), Some(tencent.as_str()));
+    assert_eq!(status.region.as_deref(), Some(TENCENT.region));
+    assert!(status.instance_id.as_deref().unwrap().starts_with("ins-"));
+    let scheduled = condition(&first, "Scheduled").cloned().unwrap();
+    assert_eq!(
+        (scheduled.status.as_str(), scheduled.reason.as_str()),
+        ("True", "Scheduled")
+    );
+
+    // 2. The cheaper one sold out: the next instance lands on Alibaba, saying why.
+    state.set_stock(&[sold_out(TENCENT.gpu_type("A100"), TENCENT.zone)]);
+    env.create_instance(
+        "cheap-2",
+        "user-p",
+        gpu_box(placement("Cheapest", &aliyun, &tencent, json!({}))),
+    )
+    .await;
+    let second = env.wait_ready(&ns, "cheap-2").await;
+    assert_eq!(
+        placed(&second),
+        Some((aliyun.clone(), ALIYUN.gpu_type("A100").to_string()))
+    );
+    let p = second.status.clone().unwrap().placement.unwrap();
+    assert_eq!(
+        p.candidates[1].skipped.as_deref(),
+        Some("OutOfStock"),
+        "{p:?}"
+    );
+
+    // 2b. A candidate without a zone moves to another zone of its region with stock.
+    env.create_instance(
+        "zone-hop",
+        "user-p",
+        gpu_box(json!({
+            "policy": "Failover",
+            "candidates": [{"provider": tencent, "region": TENCENT.region}],
+        })),
+    )
+    .await;
+    let hopped = env.wait_ready(&ns, "zone-hop").await.status.unwrap();
+    let zone = hopped.zone.clone().unwrap();
+    assert!(
+        zone.starts_with(TENCENT.region) && zone != TENCENT.zone,
+        "{zone}"
+    );
+
+    // 3. Everything sold out: nothing is created, the reason says so; stock back → it lands.
+    let instances_before = count(&env.cloud(), "instances");
+    state.set_stock(&[
+        sold_out(TENCENT.gpu_type("A100"), TENCENT.zone),
+        sold_out(ALIYUN.gpu_type("A100"), ALIYUN.zone),
+    ]);
+    env.create_instance(
+        "cheap-3",
+        "user-p",
+        gpu_box(placement("Failover", &aliyun, &tencent, json!({}))),
+    )
+    .await;
+    let waiting = env
+        .wait_instance(&ns, "cheap-3", "NoCandidateAvailable", |i| {
+            let c = condition(i, "Scheduled")?;
+            (c.status == "False" && c.reason == "NoCandidateAvailable").then(|| c.clone())
+        })
+        .await;
+    assert!(
+        waiting.message.contains("has no stock"),
+        "{}",
+        waiting.message
+    );
+    env.wait_warning(&ns, "cheap-3", "NoCandidateAvailable")
+        .await;
+    assert_eq!(count(&env.cloud(), "instances"), instances_before);
+    // `None`: unlimited again.
+    state.set_stock(&[
+        StockEntry {
+            available: None,
+            ..sold_out(TENCENT.gpu_type("A100"), TENCENT.zone)
+        },
+        StockEntry {
+            available: None,
+            ..sold_out(ALIYUN.gpu_type("A100"), ALIYUN.zone)
+        },
+    ]);
+    let third = env.wait_ready(&ns, "cheap-3").await;
+    // Failover takes the first candidate in order once it has stock.
+    assert_eq!(placed(&third).map(|p| p.0), Some(aliyun.clone()));
+
+    // 4. A budget below every quote.
+    env.create_instance(
+        "too-dear",
+        "user-p",
+        gpu_box(placement(
+            "Cheapest",
+            &aliyun,
+            &tencent,
+            json!({"maxHourlyPrice": "1"}),
+        )),
+    )
+    .await;
+    let refused = env
+        .wait_instance(&ns, "too-dear", "OverBudget", |i| {
+            let c = condition(i, "Ready")?;
+            (c.status == "False" && c.reason == "OverBudget").then(|| c.clone())
+        })
+        .await;
+    assert!(
+        refused.message.contains("above the maximum 1.00"),
+        "{}",
+        refused.message
+    );
+    assert!(
+        env.instances()
+            .get("too-dear")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .instance_id
+            .is_none()
+    );
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_price_quote_prices_both_clouds_without_writing() {
+    let mut env = Env::start("pricequote").await;
+    let ns = env.ns.name.clone();
+    let aliyun = env.code.clone();
+    let tencent = env.extra_provider_on(&TENCENT, false).await;
+    let tencent_name = format!("{}{}", PROVIDER_PREFIX, tencent.to_lowercase());
+    env.wait_provider_available(&tencent_name).await;
+    let before = env.emulator.state().calls().by_action;
+
+    env.create(
+        &ns,
+        json!({
+            "apiVersion": API_VERSION, "kind": "PriceQuote",
+            "metadata": {"name": "a100"},
+            "spec": {
+                "imageKey": "ubuntu-20.04",
+                "gpuModel": "A100",
+                "publicIp": {"allocate": true, "bandwidthMbps": 10},
+                "placement": placement("Cheapest", &aliyun, &tencent, json!({})),
+            },
+        }),
+    )
+    .await
+    .expect("create PriceQuote");
+    let api = kube::Api::<multicloud_ecs::api::price_quote::PriceQuote>::namespaced(
+        env.client.clone(),
+        &ns,
+    );
+    let quoted = wait_for("PriceQuote quoted", WAIT, || {
+        let api = api.clone();
+        async move {
+            let pq = api.get("a100").await.ok()?;
+            let s = pq.status?;
+            s.cheapest.is_some().then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(quoted.candidates.len(), 2);
+    for c in &quoted.candidates {
+        assert!(c.available, "{c:?}");
+        assert_eq!(c.currency.as_deref(), Some("CNY"));
+        let hourly: f64 = c.hourly.as_deref().unwrap().parse().unwrap();
+        let monthly: f64 = c.monthly.as_deref().unwrap().parse().unwrap();
+        assert!(
+            hourly > 0.0 && (monthly - hourly * 730.0).abs() < 1.0,
+            "{c:?}"
+        );
+    }
+    assert_eq!(
+        quoted.candidates[0].instance_type.as_deref(),
+        Some(ALIYUN.gpu_type("A100"))
+    );
+    assert_eq!(
+        quoted.candidates[1].instance_type.as_deref(),
+        Some(TENCENT.gpu_type("A100"))
+    );
+    let cheapest = quoted.cheapest.unwrap();
+    assert_eq!(cheapest.provider, tencent);
+    assert!(quoted.valid_until.is_some());
+
+    let after = env.emulator.state().calls().by_action;
+    assert_eq!(writes(&after), writes(&before), "write calls: {after:?}");
+    env.finish().await;
+}
