@@ -3,7 +3,9 @@
 # lint --strict` passes with the default and with every optional part on, and the `helm template`
 # output is accepted by the real API server (`kubectl apply --dry-run=server`; the running control
 # plane of scripts/control-plane.sh, started if needed). The RBAC itself is tested, with the chart's
-# ServiceAccount identity, by tests/chart_rbac.rs.
+# ServiceAccount identity, by tests/chart_rbac.rs. The PrometheusRule's rule groups pass `promtool
+# check rules` (scripts/promtool.sh, built from its Go module); tests/observability.rs checks that
+# every metric they and the dashboard use is exported.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -19,7 +21,8 @@ HELM=$(scripts/helm.sh --path)
 ALL_ON=(--set serviceMonitor.enabled=true --set networkPolicy.enabled=true
   --set 'networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.name=monitoring'
   --set 'rbac.secretNamespaces={mce-chart-secrets-a,mce-chart-secrets-b}'
-  --set crds.keep=false)
+  --set crds.keep=false
+  --set dashboards.enabled=true --set prometheusRule.enabled=true)
 "$HELM" lint --strict "$CHART" --kube-version "$KUBE_VERSION" "${ALL_ON[@]}"
 
 # A replica count above one without leader election is refused.
@@ -41,10 +44,17 @@ trap 'rm -rf "$out"' EXIT
 # The ServiceMonitor needs the Prometheus Operator's CRD, which the control plane lacks: it is
 # linted and rendered, not applied.
 "$HELM" template mce "$CHART" -n "$NS" --kube-version "$KUBE_VERSION" "${ALL_ON[@]}" \
-  --set serviceMonitor.enabled=false >"$out/all-on.yaml"
+  --set serviceMonitor.enabled=false --set prometheusRule.enabled=false >"$out/all-on.yaml"
 "$HELM" template mce "$CHART" -n "$NS" --kube-version "$KUBE_VERSION" "${ALL_ON[@]}" \
   --show-only templates/servicemonitor.yaml >"$out/servicemonitor.yaml"
 grep -q '^kind: ServiceMonitor' "$out/servicemonitor.yaml"
+# The PrometheusRule likewise (its CRD is missing too); its rule groups go through promtool.
+"$HELM" template mce "$CHART" -n "$NS" --kube-version "$KUBE_VERSION" "${ALL_ON[@]}" \
+  --show-only templates/prometheusrule.yaml >"$out/prometheusrule.yaml"
+grep -q '^kind: PrometheusRule' "$out/prometheusrule.yaml"
+awk '/^spec:/ {inside = 1; next} inside {sub(/^  /, ""); print}' "$out/prometheusrule.yaml" >"$out/rules.yaml"
+scripts/promtool.sh check rules "$out/rules.yaml"
+grep -q 'grafana_dashboard: "1"' "$out/all-on.yaml"
 
 for f in default all-on; do
   echo "kubectl apply --dry-run=server ($f values):"
