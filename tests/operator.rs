@@ -4,10 +4,11 @@
 
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use futures::future::join_all;
 use kube::ResourceExt;
 use kube::api::{DeleteParams, ListParams};
-use mce_emulator::model::Faults;
+use mce_emulator::model::{Faults, Quotas};
 use mce_testkit::prelude::*;
 use multicloud_ecs::api::ecs_instance::Phase;
 use serde_json::{Value, json};
@@ -706,5 +707,41 @@ async fn lost_answers_of_creates_without_client_token_make_no_duplicates() {
     ] {
         assert_eq!(calls.get(action), Some(&sent), "{action}: {calls:?}");
     }
+    env.finish().await;
+}
+
+/// A user's network has room for far more than a /24: 300 instances of one user in one zone
+/// all become Ready in one subnet (issue 14: capacity, not a wall at ~250).
+#[tokio::test]
+async fn a_user_with_more_instances_than_a_24_holds_gets_them_all_ready() {
+    const N: usize = 300;
+    let env = Env::start("crowd").await;
+    env.emulator.state().set_quotas(Quotas {
+        instances: 1000,
+        security_groups: 1000,
+        ..Quotas::default()
+    });
+    {
+        let env = &env;
+        futures::stream::iter(0..N)
+            .for_each_concurrent(16, |i| async move {
+                env.create_instance(&format!("vm-{i:03}"), "big-user", json!({}))
+                    .await;
+            })
+            .await;
+    }
+    let api = env.instances();
+    wait_for("300 instances Ready", Duration::from_secs(240), || {
+        let api = api.clone();
+        async move {
+            let items = api.list(&ListParams::default()).await.ok()?.items;
+            (items.iter().filter(|i| is_ready(i)).count() == N).then_some(())
+        }
+    })
+    .await;
+    let cloud = env.cloud();
+    assert_eq!(count(&cloud, "instances"), N, "{}", cloud["counts"]);
+    assert_eq!(count(&cloud, "vpcs"), 1, "{}", cloud["counts"]);
+    assert_eq!(count(&cloud, "subnets"), 1, "{}", cloud["counts"]);
     env.finish().await;
 }

@@ -31,6 +31,9 @@ local terminal = {
   BandwidthModeImmutable = true,
   ExtensionNotAllowed = true,
   ReservedTag = true,
+  ChildFailed = true,
+  SelectorMismatch = true,
+  AdoptionRefused = true,
 }
 
 local hs = { status = "Progressing", message = "Waiting for the operator to report status" }

@@ -13,6 +13,10 @@ pub const INSTANCE_READY: &str = "InstanceReady";
 pub const PUBLIC_IP_READY: &str = "PublicIpReady";
 pub const PORTS_READY: &str = "PortsReady";
 pub const AVAILABLE: &str = "Available";
+/// EcsInstance with a placement policy: a candidate was chosen.
+pub const SCHEDULED: &str = "Scheduled";
+/// PriceQuote: every candidate was asked.
+pub const QUOTED: &str = "Quoted";
 
 /// Schema of a condition list, marked as a list-map keyed by `type`.
 pub fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> Schema {

@@ -39,6 +39,8 @@ use super::{DeletionPolicy, SecretKeyRef};
     validation = Rule::new("self.chargeMode == 'PREPAID' || !has(self.periodMonths)").message("periodMonths is only valid with chargeMode PREPAID"),
     validation = Rule::new("!has(self.passwordSecretRef) || !has(self.keyPairName)").message("set passwordSecretRef or keyPairName, not both"),
     validation = Rule::new("has(self.provider) == has(oldSelf.provider) && (!has(self.provider) || self.provider == oldSelf.provider)").message("provider is immutable"),
+    validation = Rule::new("has(self.placement) == has(oldSelf.placement) && (!has(self.placement) || self.placement == oldSelf.placement)").message("placement is immutable"),
+    validation = Rule::new("has(self.provider) || (has(self.placement) && self.placement.policy != 'Fixed')").message("set provider, or a placement with policy Cheapest or Failover"),
     validation = Rule::new("has(self.region) == has(oldSelf.region) && (!has(self.region) || self.region == oldSelf.region)").message("region is immutable"),
     validation = Rule::new("has(self.zone) == has(oldSelf.zone) && (!has(self.zone) || self.zone == oldSelf.zone)").message("zone is immutable"),
     validation = Rule::new("self.imageKey == oldSelf.imageKey").message("imageKey is immutable"),
@@ -54,7 +56,8 @@ use super::{DeletionPolicy, SecretKeyRef};
     validation = Rule::new("self.chargeMode == oldSelf.chargeMode && has(self.periodMonths) == has(oldSelf.periodMonths) && (!has(self.periodMonths) || self.periodMonths == oldSelf.periodMonths)").message("chargeMode and periodMonths are immutable"),
     validation = Rule::new("has(self.passwordSecretRef) == has(oldSelf.passwordSecretRef) && (!has(self.passwordSecretRef) || self.passwordSecretRef == oldSelf.passwordSecretRef)").message("passwordSecretRef is immutable"),
     validation = Rule::new("has(self.description) == has(oldSelf.description) && (!has(self.description) || self.description == oldSelf.description)").message("description is immutable"),
-    validation = Rule::new("has(self.extensions) == has(oldSelf.extensions) && (!has(self.extensions) || self.extensions == oldSelf.extensions)").message("extensions are immutable")
+    validation = Rule::new("has(self.extensions) == has(oldSelf.extensions) && (!has(self.extensions) || self.extensions == oldSelf.extensions)").message("extensions are immutable"),
+    validation = Rule::new("has(self.adopt) == has(oldSelf.adopt) && (!has(self.adopt) || self.adopt == oldSelf.adopt)").message("adopt is immutable")
 )]
 pub struct EcsInstanceSpec {
     /// Code of the CloudProvider to run on (e.g. `ALIYUN`). Required by the fixed scheduling
@@ -175,6 +178,13 @@ pub struct EcsInstanceSpec {
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
 
+    /// Multi-cloud placement: candidates (provider, region, zone) and the policy choosing among
+    /// them. Without it (or with policy `Fixed`), `provider` names the one provider. The choice
+    /// is pinned once the instance exists; before that, a create refused for stock or quota
+    /// moves on to the next candidate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<super::placement::PlacementSpec>,
+
     /// Provider-specific parameters passed through verbatim (wire names, e.g. `HostName`).
     /// Only those the CloudProvider lists in `allowedExtensions` (none by default); any other
     /// key is refused with `ExtensionNotAllowed` before any cloud call. They never override
@@ -182,6 +192,12 @@ pub struct EcsInstanceSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 32))]
     pub extensions: BTreeMap<String, String>,
+
+    // --- adoption (issue 12) ---
+    /// Take over an existing cloud instance instead of creating one (see `api::adopt` for the
+    /// checks). Immutable; `deletionPolicy` applies to the adopted instance as to a created one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt: Option<super::adopt::InstanceAdoptSpec>,
 }
 
 /// System disk of the instance.
@@ -326,6 +342,12 @@ pub struct EcsInstanceStatus {
     /// ClientToken of the instance security group creation, persisted before the cloud call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_group_client_token: Option<String>,
+    /// Where placement put the instance (policies Cheapest and Failover) and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<super::placement::PlacementStatus>,
+    /// The price of the instance's order, as quoted when it was placed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<super::placement::PriceStatus>,
     /// The security group create sent to a cloud without ClientTokens for it, until the group
     /// is found by its tags.
     #[serde(default, skip_serializing_if = "Option::is_none")]

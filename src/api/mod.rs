@@ -2,9 +2,13 @@
 //!
 //! CRDs in `crds/` are generated from these types (`multicloud-ecs crdgen`), never hand-edited.
 
+pub mod adopt;
 pub mod cloud_provider;
 pub mod conditions;
 pub mod ecs_instance;
+pub mod ecs_instance_set;
+pub mod placement;
+pub mod price_quote;
 pub mod reason;
 pub mod user_network;
 
@@ -13,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cloud_provider::{CloudProvider, CloudProviderSpec, CloudProviderStatus, ProviderType};
 pub use ecs_instance::{EcsInstance, EcsInstanceSpec, EcsInstanceStatus};
+pub use ecs_instance_set::{EcsInstanceSet, EcsInstanceSetSpec, EcsInstanceSetStatus};
 pub use reason::Reason;
 pub use user_network::{UserNetwork, UserNetworkSpec, UserNetworkStatus};
 
@@ -82,7 +87,13 @@ pub struct PendingCreate {
 pub fn crds()
 -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
 {
-    vec![CloudProvider::crd(), EcsInstance::crd(), UserNetwork::crd()]
+    vec![
+        CloudProvider::crd(),
+        EcsInstance::crd(),
+        EcsInstanceSet::crd(),
+        price_quote::PriceQuote::crd(),
+        UserNetwork::crd(),
+    ]
 }
 
 /// The CRDs as one multi-document YAML file per CRD: (file name, contents).

@@ -52,6 +52,8 @@ reasons! {
     // Outcomes of cloud calls, as the reconcilers name them.
     OutOfStock,
     QuotaExceeded,
+    /// The subnet has no free address left: the user's network is full in that zone.
+    SubnetFull,
     Throttled,
     CreateFailed,
     NetworkCreateFailed,
@@ -121,9 +123,45 @@ reasons! {
     // Admission by the operator (issue 9).
     /// `spec.extensions` sets a parameter the CloudProvider does not allow.
     ExtensionNotAllowed,
+    // Placement and prices (issue 11).
+    /// A candidate was chosen (condition `Scheduled`).
+    Scheduled,
+    /// No candidate can take the instance now (no stock, quota, unavailable, catalog miss);
+    /// looked at again until one can.
+    NoCandidateAvailable,
+    /// Every candidate with stock quotes above `placement.maxHourlyPrice`.
+    OverBudget,
+    /// A PriceQuote has its prices (condition `Quoted`).
+    Quoted,
+    /// A PriceQuote could not be priced at all.
+    QuoteFailed,
     /// A tag key the provider's cloud reserves for itself (Tencent's `project`...), caught
     /// when the provider is named by a custom code that admission cannot see through.
     ReservedTag,
+    // EcsInstanceSet (issue 12).
+    /// The set creates children to reach `replicas` (or waits for new ones to become ready).
+    ScalingUp,
+    /// The set deletes surplus children (not-ready ones first, then the newest).
+    ScalingDown,
+    /// Children of an older template are replaced one at a time within maxSurge/maxUnavailable.
+    RollingUpdate,
+    /// A child failed terminally: only a template (or provider) change helps.
+    ChildFailed,
+    /// `spec.selector` does not select the template's labels.
+    SelectorMismatch,
+    // Adoption and deletion guards (issue 12).
+    /// `spec.adopt` names a resource the operator may not take over (missing, in another
+    /// region, owned by another object, or another tenant's): nothing was written to it.
+    AdoptionRefused,
+    /// An existing cloud resource was taken over (event).
+    Adopted,
+    /// A CloudProvider being deleted is still referenced by EcsInstances or UserNetworks.
+    ProviderInUse,
+    // Cloud permissions (issue 15).
+    /// The credentials authenticate but lack cloud permissions the operator needs (named in the
+    /// CloudProvider's `Available` message; `deploy/policies/` grants them). Probed again, so
+    /// granting them is enough.
+    PermissionsMissing,
 }
 
 impl Reason {
@@ -153,6 +191,10 @@ impl Reason {
                 | Self::OwnershipMismatch
                 | Self::BandwidthModeImmutable
                 | Self::ExtensionNotAllowed
+                // Issue 12.
+                | Self::ChildFailed
+                | Self::SelectorMismatch
+                | Self::AdoptionRefused
         )
     }
 
@@ -166,6 +208,10 @@ impl Reason {
                 | Self::Provisioning
                 // A provider not probed yet: it will be, shortly.
                 | Self::ProviderPending
+                // A set converging on its own.
+                | Self::ScalingUp
+                | Self::ScalingDown
+                | Self::RollingUpdate
         )
     }
 
@@ -174,6 +220,9 @@ impl Reason {
     pub const fn requeue(self) -> Duration {
         match self {
             Self::Waiting | Self::DependencyViolation | Self::WrongState => Duration::from_secs(2),
+            // Stock and prices change by themselves, not within seconds.
+            Self::NoCandidateAvailable => Duration::from_secs(10),
+            Self::OverBudget => Duration::from_secs(60),
             _ => Duration::from_secs(5),
         }
     }
@@ -192,6 +241,7 @@ impl From<ErrorClass> for Reason {
             ErrorClass::NotFound => Self::NotFound,
             ErrorClass::DependencyViolation => Self::DependencyViolation,
             ErrorClass::OutOfStock => Self::OutOfStock,
+            ErrorClass::SubnetFull => Self::SubnetFull,
             ErrorClass::InvalidParameter => Self::InvalidParameter,
             ErrorClass::WrongState => Self::WrongState,
             ErrorClass::Authentication => Self::AuthenticationFailed,

@@ -73,6 +73,8 @@ pub struct Context {
     pub failures: Mutex<HashMap<String, u32>>,
     /// Status ids verified to carry their object's UID tag.
     pub owned_ids: super::ecs_instance::OwnedIds,
+    /// Price quotes for their validity (placement and PriceQuotes).
+    pub quotes: super::placement::PriceCache,
 }
 
 impl Context {

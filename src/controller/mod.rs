@@ -3,10 +3,13 @@
 pub mod cloud_provider;
 pub mod context;
 pub mod ecs_instance;
+pub mod ecs_instance_set;
 pub mod error;
 pub mod finalizer;
 pub mod mapping;
+pub mod placement;
 pub mod plan;
+pub mod price_quote;
 pub mod status;
 pub mod tenancy;
 pub mod user_network;
@@ -53,12 +56,12 @@ pub fn network_name_of(inst: &EcsInstance) -> Option<String> {
     if let Some(name) = &inst.spec.network_ref {
         return Some(name.clone());
     }
-    let provider = inst.spec.provider.as_deref()?;
+    let provider = inst.target_provider()?;
     let region = inst
         .status
         .as_ref()
         .and_then(|s| s.region.clone())
-        .or_else(|| inst.spec.region.clone())?;
+        .or_else(|| inst.target_region().map(String::from))?;
     Some(tenancy::silent_network_name(
         &inst.spec.user_id,
         provider,
@@ -206,6 +209,7 @@ where
         written: Default::default(),
         failures: Default::default(),
         owned_ids: Default::default(),
+        quotes: Default::default(),
     });
 
     // An EcsInstance waits on its network and its provider: re-reconcile it when they change.
@@ -237,7 +241,13 @@ where
                 instances_for_provider
                     .state()
                     .into_iter()
-                    .filter(|i| i.spec.provider.as_deref() == Some(code.as_str()))
+                    .filter(|i| {
+                        i.target_provider() == Some(code.as_str())
+                            || i.spec
+                                .placement
+                                .as_ref()
+                                .is_some_and(|p| p.candidates.iter().any(|c| c.provider == code))
+                    })
                     .map(|i| ObjectRef::from_obj(i.as_ref()))
                     .collect::<Vec<_>>()
             },
@@ -308,6 +318,53 @@ where
             ctx.clone(),
         )
         .for_each(|r| log_result("UserNetwork", r));
+    // EcsInstanceSets (issue 12): woken by their children's changes, debounced so a burst of
+    // child status writes makes one reconcile.
+    let sets_run = Controller::new(
+        Api::<crate::api::EcsInstanceSet>::all(client.clone()),
+        watch.clone(),
+    )
+    .with_config(
+        controller_config
+            .clone()
+            .debounce(Duration::from_millis(500)),
+    )
+    .owns(Api::<EcsInstance>::all(client.clone()), watch.clone())
+    .graceful_shutdown_on(shutdown.clone())
+    .run(
+        |obj, ctx| {
+            let key = failure_key(obj.as_ref());
+            timed(
+                "EcsInstanceSet",
+                key,
+                ctx.clone(),
+                ecs_instance_set::reconcile(obj, ctx),
+            )
+        },
+        error_policy,
+        ctx.clone(),
+    )
+    .for_each(|r| log_result("EcsInstanceSet", r));
+    // PriceQuotes: read-only quotes, again when they expire.
+    let quotes_run = Controller::new(
+        Api::<crate::api::price_quote::PriceQuote>::all(client.clone()),
+        watch.clone(),
+    )
+    .graceful_shutdown_on(shutdown.clone())
+    .run(
+        |obj, ctx| {
+            let key = failure_key(obj.as_ref());
+            timed(
+                "PriceQuote",
+                key,
+                ctx.clone(),
+                price_quote::reconcile(obj, ctx),
+            )
+        },
+        error_policy,
+        ctx.clone(),
+    )
+    .for_each(|r| log_result("PriceQuote", r));
     let providers_run = providers_ctl
         .graceful_shutdown_on(shutdown)
         .run(
@@ -330,6 +387,8 @@ where
     tokio::join!(
         when_ready(providers.clone(), "CloudProvider", instances_run),
         when_ready(providers.clone(), "CloudProvider", networks_run),
+        sets_run,
+        when_ready(providers.clone(), "CloudProvider", quotes_run),
         providers_run
     );
     phases_task.abort();
@@ -362,6 +421,7 @@ mod tests {
             written: Default::default(),
             failures: Default::default(),
             owned_ids: Default::default(),
+            quotes: Default::default(),
         })
     }
 

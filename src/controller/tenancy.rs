@@ -107,21 +107,25 @@ pub fn silent_network_name(user: &str, provider: &str, region: &str) -> String {
     }
 }
 
-/// The /24 block for a (tenant, user) network inside 172.16.0.0/12: derived from a hash of the
-/// pair, probing forward past blocks the tenant already uses.
+/// The block of a (tenant, user) network inside 172.16.0.0/12: derived from a hash of the
+/// pair, probing forward past blocks the tenant already uses. A /20 (4,096 addresses): its
+/// first subnet, a /21, holds about 2,040 instances of the user in one zone (each cloud keeps a
+/// few addresses per subnet), and a tenant has room for 256 such networks.
+pub const NETWORK_PREFIX: u8 = 20;
 pub fn derive_cidr<'a>(
     tenant: &str,
     user: &str,
     used: impl IntoIterator<Item = &'a str>,
 ) -> Option<Ipv4Net> {
-    const BLOCKS: u32 = 1 << 12; // /24 blocks in a /12
+    const BLOCKS: u32 = 1 << (NETWORK_PREFIX - 12); // /20 blocks in a /12
     let used: Vec<Ipv4Net> = used.into_iter().filter_map(|c| c.parse().ok()).collect();
     let digest = Sha256::digest(format!("{tenant}\0{user}"));
     let start = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % BLOCKS;
     let base = u32::from(Ipv4Addr::new(172, 16, 0, 0));
     (0..BLOCKS).find_map(|i| {
         let index = (start + i) % BLOCKS;
-        let net = Ipv4Net::new(Ipv4Addr::from(base + (index << 8)), 24).ok()?;
+        let size_bits = 32 - u32::from(NETWORK_PREFIX);
+        let net = Ipv4Net::new(Ipv4Addr::from(base + (index << size_bits)), NETWORK_PREFIX).ok()?;
         let overlaps = used
             .iter()
             .any(|u| u.contains(&net.network()) || net.contains(&u.network()));
@@ -129,8 +133,8 @@ pub fn derive_cidr<'a>(
     })
 }
 
-/// The subnet (VSwitch) block inside a network's block: its first half (a /25 of a /24), leaving
-/// room for more subnets later.
+/// The subnet (VSwitch) block inside a network's block: its first half (a /21 of a /20),
+/// leaving room for the subnets of more zones.
 pub fn subnet_cidr(network: &Ipv4Net) -> Ipv4Net {
     let prefix = (network.prefix_len() + 1).min(29);
     Ipv4Net::new(network.network(), prefix).unwrap_or(*network)
@@ -193,7 +197,7 @@ mod tests {
     fn cidr_is_stable_inside_the_range_and_skips_used_blocks() {
         let range: Ipv4Net = "172.16.0.0/12".parse().unwrap();
         let first = derive_cidr("acme", "u1", []).unwrap();
-        assert_eq!(first.prefix_len(), 24);
+        assert_eq!(first.prefix_len(), NETWORK_PREFIX);
         assert!(range.contains(&first));
         assert_eq!(derive_cidr("acme", "u1", []).unwrap(), first);
         let used = first.to_string();
@@ -207,6 +211,6 @@ mod tests {
             .to_string();
         let third = derive_cidr("acme", "u1", [wide.as_str()]).unwrap();
         assert!(!wide.parse::<Ipv4Net>().unwrap().contains(&third.network()));
-        assert_eq!(subnet_cidr(&first).prefix_len(), 25);
+        assert_eq!(subnet_cidr(&first).prefix_len(), NETWORK_PREFIX + 1);
     }
 }

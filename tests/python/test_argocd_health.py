@@ -26,6 +26,8 @@ REPO = Path(__file__).resolve().parents[2]
 ARGOCD = REPO / "deploy" / "argocd"
 ECS = ARGOCD / "health-ecsinstance.lua"
 UNET = ARGOCD / "health-usernetwork.lua"
+ECSSET = ARGOCD / "health-ecsinstanceset.lua"
+PQ = ARGOCD / "health-pricequote.lua"
 
 
 def _operator_reasons() -> list[dict]:
@@ -108,6 +110,21 @@ def network(ready=None, generation=1, observed=1, with_status=True):
     return obj
 
 
+def instance_set(replicas=3, current=3, ready_replicas=3, updated=3, ready=None, generation=2,
+                 observed=2, with_status=True, deleting=False):
+    obj = {"apiVersion": "ecs.multicloud.io/v1alpha1", "kind": "EcsInstanceSet",
+           "metadata": {"name": "pool", "namespace": "ml-team", "generation": generation},
+           "spec": {"replicas": replicas, "template": {"spec": {"userId": "u-1"}}}}
+    if deleting:
+        obj["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    if with_status:
+        obj["status"] = {"observedGeneration": observed, "replicas": current,
+                         "readyReplicas": ready_replicas, "updatedReplicas": updated, "conditions": []}
+        if ready is not None:
+            obj["status"]["conditions"] = [condition("Ready", ready[0], ready[1], "detail", observed)]
+    return obj
+
+
 def test_reasons_come_from_the_operator():
     assert "CreateFailed" in TERMINAL and "PasswordInvalid" in TERMINAL and len(TERMINAL) >= 10
     assert PROGRESS >= {"Starting", "NetworkPending", "Provisioning", "Binding"}
@@ -120,7 +137,7 @@ def test_reasons_come_from_the_operator():
 NETWORK_ONLY_TERMINAL = {"NetworkCreateFailed"}
 
 
-@pytest.mark.parametrize("script", [ECS, UNET])
+@pytest.mark.parametrize("script", [ECS, UNET, ECSSET])
 def test_terminal_table_matches_the_operator(script):
     table = set(re.findall(r"^\s+([A-Za-z]+) = true,$", script.read_text(), re.M))
     extra = NETWORK_ONLY_TERMINAL if script == UNET else set()
@@ -139,6 +156,9 @@ def test_every_reason_is_classified_like_the_operator(reason):
     expected = "Degraded" if reason in TERMINAL | NETWORK_ONLY_TERMINAL else "Progressing"
     status, _ = health(UNET, network(ready=("False", reason)))
     assert status == expected, f"UserNetwork Ready=False {reason}"
+    expected = "Degraded" if reason in TERMINAL else "Progressing"
+    status, _ = health(ECSSET, instance_set(ready=("False", reason), ready_replicas=1))
+    assert status == expected, f"EcsInstanceSet Ready=False {reason}"
 
 
 # ---- EcsInstance ----
@@ -251,6 +271,54 @@ def test_network_being_deleted_is_progressing():
     assert health(UNET, obj)[0] == "Progressing"
 
 
+# ---- EcsInstanceSet ----
+
+def test_set_without_status_is_progressing():
+    assert health(ECSSET, instance_set(with_status=False))[0] == "Progressing"
+
+
+def test_set_all_ready_at_current_generation_is_healthy():
+    status, message = health(ECSSET, instance_set(ready=("True", "Ready")))
+    assert status == "Healthy"
+    assert message == "3 of 3 ready"
+
+
+def test_set_scaled_to_zero_is_healthy():
+    assert health(ECSSET, instance_set(replicas=0, current=0, ready_replicas=0, updated=0))[0] == "Healthy"
+
+
+def test_set_of_an_older_generation_is_progressing():
+    obj = instance_set(ready=("True", "Ready"), generation=3, observed=2)
+    status, message = health(ECSSET, obj)
+    assert status == "Progressing"
+    assert "generation 3" in message
+
+
+@pytest.mark.parametrize("counts,reason", [
+    ({"current": 2, "ready_replicas": 2, "updated": 2}, "ScalingUp"),
+    ({"current": 5, "ready_replicas": 5, "updated": 5}, "ScalingDown"),
+    ({"current": 4, "ready_replicas": 3, "updated": 1}, "RollingUpdate"),
+    ({"current": 3, "ready_replicas": 3, "updated": 2}, "RollingUpdate"),
+    ({"current": 3, "ready_replicas": 1, "updated": 3}, "ScalingUp"),
+])
+def test_set_scaling_or_rolling_is_progressing(counts, reason):
+    status, message = health(ECSSET, instance_set(ready=("False", reason), **counts))
+    assert status == "Progressing"
+    assert message.startswith(reason)
+
+
+def test_set_with_a_failed_child_is_degraded():
+    obj = instance_set(ready=("False", "ChildFailed"), ready_replicas=2)
+    obj["status"]["conditions"][0]["message"] = "EcsInstance pool-x7k2p failed: UnknownImageKey"
+    status, message = health(ECSSET, obj)
+    assert status == "Degraded"
+    assert "UnknownImageKey" in message
+
+
+def test_set_being_deleted_is_progressing():
+    assert health(ECSSET, instance_set(deleting=True, ready=("True", "Ready")))[0] == "Progressing"
+
+
 # ---- the shipped argocd-cm snippet ----
 
 def test_argocd_cm_embeds_the_scripts_verbatim():
@@ -259,3 +327,42 @@ def test_argocd_cm_embeds_the_scripts_verbatim():
     data = cm["data"]
     assert data["resource.customizations.health.ecs.multicloud.io_EcsInstance"] == ECS.read_text()
     assert data["resource.customizations.health.ecs.multicloud.io_UserNetwork"] == UNET.read_text()
+    assert data["resource.customizations.health.ecs.multicloud.io_EcsInstanceSet"] == ECSSET.read_text()
+    assert data["resource.customizations.health.ecs.multicloud.io_PriceQuote"] == PQ.read_text()
+
+
+# ---- PriceQuote ----
+
+def price_quote(quoted=None, generation=1, observed=1):
+    obj = {"metadata": {"generation": generation}}
+    if quoted is not None:
+        status, reason = quoted
+        obj["status"] = {
+            "observedGeneration": observed,
+            "conditions": [{"type": "Quoted", "status": status, "reason": reason,
+                            "message": "cheapest: ALIYUN cn-hangzhou at 35.36 CNY/h"}],
+            "cheapest": {"provider": "ALIYUN", "hourly": "35.36"},
+        }
+    return obj
+
+
+def test_quote_without_status_is_progressing():
+    assert health(PQ, price_quote())[0] == "Progressing"
+
+
+def test_quoted_for_current_generation_is_healthy():
+    status, message = health(PQ, price_quote(("True", "Quoted")))
+    assert status == "Healthy" and "cheapest: ALIYUN" in message
+
+
+def test_quote_of_an_older_generation_is_progressing():
+    assert health(PQ, price_quote(("True", "Quoted"), generation=2, observed=1))[0] == "Progressing"
+
+
+def test_quote_failure_is_degraded():
+    status, message = health(PQ, price_quote(("False", "QuoteFailed")))
+    assert status == "Degraded" and message.startswith("QuoteFailed")
+
+
+def test_quote_reasons_are_the_operators():
+    assert {"Quoted", "QuoteFailed"} <= ALL

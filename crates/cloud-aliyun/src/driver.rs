@@ -162,6 +162,10 @@ impl CloudDriver for AliyunDriver {
             .await
     }
 
+    async fn probe_permissions(&self, region: &str, tags: &Tags) -> CloudResult<Vec<String>> {
+        crate::permissions::probe_permissions(self, region, tags).await
+    }
+
     async fn find_vpcs(&self, region: &str, tags: &Tags) -> CloudResult<Vec<Vpc>> {
         let filter = |p: &mut Params| {
             p.tags(tags);

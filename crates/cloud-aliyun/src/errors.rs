@@ -50,6 +50,8 @@ pub fn classify(code: &str, http_status: u16) -> ErrorClass {
         "OperationDenied.NoStock" | "Zone.NotOnSale" | "InstanceType.Offline" => {
             return ErrorClass::OutOfStock;
         }
+        // The VSwitch has no free address: the network's capacity, not the request.
+        "InvalidVSwitchId.IpNotEnough" => return ErrorClass::SubnetFull,
         "InvalidParameter"
         | "InvalidInstanceType.ValueNotSupported"
         | "MissingParameter"

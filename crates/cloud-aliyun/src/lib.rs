@@ -10,6 +10,7 @@ mod driver;
 pub mod errors;
 pub mod model;
 pub mod params;
+pub mod permissions;
 mod profile;
 pub mod sign;
 mod wire;

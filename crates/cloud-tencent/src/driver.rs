@@ -293,6 +293,10 @@ impl CloudDriver for TencentDriver {
             .await
     }
 
+    async fn probe_permissions(&self, region: &str, tags: &Tags) -> CloudResult<Vec<String>> {
+        crate::permissions::probe_permissions(self, region, tags).await
+    }
+
     async fn find_vpcs(&self, region: &str, tags: &Tags) -> CloudResult<Vec<Vpc>> {
         let base = filtered(tag_filters(tags));
         self.all_pages(

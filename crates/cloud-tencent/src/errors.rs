@@ -24,12 +24,11 @@ pub fn classify(code: &str, http_status: u16) -> ErrorClass {
         "UnauthorizedOperation.PrimaryIp" | "UnauthorizedOperation.VpcPeerCidrConflict" => {
             return ErrorClass::InvalidParameter;
         }
-        // No free address left in the subnet: the class Alibaba's `InvalidVSwitchId.IpNotEnough`
-        // gets (InvalidParameter: the same request cannot succeed in that subnet). CVM
-        // RunInstances answers `FailedOperation.NoAvailableIpAddressCountInSubnet` or
-        // `LimitExceeded.VpcSubnetNum` ("子网IP不足"), VPC `ResourceInsufficient.Subnet` /
-        // `ResourceInsufficient.CidrBlock`.
-        c if is_subnet_exhausted(c) => return ErrorClass::InvalidParameter,
+        // No free address left in the subnet: a capacity problem of the network, as Alibaba's
+        // `InvalidVSwitchId.IpNotEnough`. CVM RunInstances answers
+        // `FailedOperation.NoAvailableIpAddressCountInSubnet` or `LimitExceeded.VpcSubnetNum`
+        // ("子网IP不足"), VPC `ResourceInsufficient.Subnet` / `ResourceInsufficient.CidrBlock`.
+        c if is_subnet_exhausted(c) => return ErrorClass::SubnetFull,
         _ => {}
     }
     // Authentication first: `AuthFailure.SecretIdNotFound` must not read as NotFound.
@@ -270,11 +269,11 @@ mod tests {
             ("OperationDenied.MutexTaskRunning", WrongState),
             (
                 "FailedOperation.NoAvailableIpAddressCountInSubnet",
-                InvalidParameter,
+                SubnetFull,
             ),
-            ("LimitExceeded.VpcSubnetNum", InvalidParameter),
-            ("ResourceInsufficient.Subnet", InvalidParameter),
-            ("ResourceInsufficient.CidrBlock", InvalidParameter),
+            ("LimitExceeded.VpcSubnetNum", SubnetFull),
+            ("ResourceInsufficient.Subnet", SubnetFull),
+            ("ResourceInsufficient.CidrBlock", SubnetFull),
         ];
         for (code, class) in table {
             assert_eq!(classify(code, 200), *class, "{code}");
@@ -291,17 +290,16 @@ mod tests {
         assert_eq!(classify("SomethingNew", 503), Transient);
     }
 
-    /// The subnet-exhaustion codes get the class Alibaba gives `InvalidVSwitchId.IpNotEnough`
-    /// (an unlisted 4xx code there: InvalidParameter).
+    /// The subnet-exhaustion codes get the class Alibaba gives `InvalidVSwitchId.IpNotEnough`.
     #[test]
-    fn subnet_exhaustion_is_a_request_error_like_on_alibaba() {
+    fn subnet_exhaustion_is_a_capacity_error_like_on_alibaba() {
         for code in [
             "FailedOperation.NoAvailableIpAddressCountInSubnet",
             "LimitExceeded.VpcSubnetNum",
             "ResourceInsufficient.Subnet",
         ] {
             assert!(is_subnet_exhausted(code));
-            assert_eq!(classify(code, 200), InvalidParameter, "{code}");
+            assert_eq!(classify(code, 200), SubnetFull, "{code}");
         }
     }
 

@@ -10,6 +10,7 @@ pub mod client;
 mod driver;
 pub mod errors;
 pub mod model;
+pub mod permissions;
 mod profile;
 pub mod sign;
 mod wire;

@@ -26,11 +26,15 @@ pub enum ErrorClass {
     IdempotencyMismatch,
     /// Server errors, timeouts, connection failures: retry.
     Transient,
+    /// The subnet has no free private address left: a capacity problem of the network, not a
+    /// malformed request (Alibaba `InvalidVSwitchId.IpNotEnough`, Tencent
+    /// `FailedOperation.NoAvailableIpAddressCountInSubnet`).
+    SubnetFull,
 }
 
 impl ErrorClass {
     /// Every class, for exhaustive tables and tests.
-    pub const ALL: [ErrorClass; 10] = [
+    pub const ALL: [ErrorClass; 11] = [
         Self::Throttled,
         Self::QuotaExceeded,
         Self::NotFound,
@@ -41,6 +45,7 @@ impl ErrorClass {
         Self::Authentication,
         Self::IdempotencyMismatch,
         Self::Transient,
+        Self::SubnetFull,
     ];
 
     /// Stable, CamelCase reason for conditions, events and metrics.
@@ -56,6 +61,7 @@ impl ErrorClass {
             Self::Authentication => "AuthenticationFailed",
             Self::IdempotencyMismatch => "IdempotencyMismatch",
             Self::Transient => "Transient",
+            Self::SubnetFull => "SubnetFull",
         }
     }
 

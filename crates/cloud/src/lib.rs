@@ -368,6 +368,15 @@ pub trait CloudDriver: Send + Sync {
     async fn find_instances(&self, region: &str, tags: &Tags) -> CloudResult<Vec<Instance>>;
     /// Deletes an instance whatever its state.
     async fn delete_instance(&self, region: &str, instance_id: &str) -> CloudResult<()>;
+    /// The permissions the operator needs that these credentials lack, by the cloud's policy
+    /// action name (`ecs:RunInstances`), found without effect: DryRun creates carrying `tags`
+    /// (the tags the operator puts on what it creates, so tag-conditioned grants count) and
+    /// one-item reads. Changes to existing resources cannot be checked this way; their denials
+    /// show on the step that makes them. Default: nothing checked.
+    async fn probe_permissions(&self, region: &str, tags: &Tags) -> CloudResult<Vec<String>> {
+        let _ = (region, tags);
+        Ok(Vec::new())
+    }
     /// Starts a Stopped instance (one stopped outside the operator, or after an expiry that was
     /// renewed). A provider without it answers InvalidParameter.
     async fn start_instance(&self, region: &str, instance_id: &str) -> CloudResult<()> {

@@ -10,7 +10,9 @@
 //! Inspection and administration endpoints live under `/_emulator/` (a path the clouds never
 //! use): `GET /_emulator/resources`, `GET|PUT /_emulator/faults`, `GET|PUT /_emulator/stock`,
 //! `GET|PUT /_emulator/quotas`, `GET|PUT /_emulator/prices`, `GET /_emulator/calls` (with `?log=1` the last calls' redacted
-//! parameters), `POST /_emulator/reset`, and out-of-band changes as another console user would
+//! parameters), `POST /_emulator/reset`, access policies (`GET /_emulator/policies`,
+//! `PUT|DELETE /_emulator/policies/<access-key-id>`, see [`policy`]) and access keys
+//! (`PUT|DELETE /_emulator/credentials/<access-key-id>` with `{"secret": ...}`), and out-of-band changes as another console user would
 //! make them: `POST /_emulator/oob/stop-instance?id=`, `/oob/start-instance?id=`,
 //! `/oob/delete?kind=instance|eip|security-group|subnet|vpc&id=`, `/oob/detach-eip?id=`,
 //! `/oob/revoke-rule?group=&port=`. The same operations are available in Rust through
@@ -27,6 +29,7 @@
 
 pub mod aliyun;
 pub mod model;
+pub mod policy;
 pub mod tencent;
 mod verify;
 
@@ -97,6 +100,13 @@ pub struct EmulatorArgs {
     /// Time an asynchronous task (Tencent EIP calls) takes, in milliseconds.
     #[arg(long, default_value_t = 300)]
     pub task_delay_ms: u64,
+    /// A RAM or CAM policy document attached to an access key, repeatable: `KEY=PATH` (as
+    /// `PUT /_emulator/policies/KEY` does; a key without a policy may call everything).
+    #[arg(long = "policy-file")]
+    pub policy_files: Vec<String>,
+    /// Another accepted access key pair, repeatable: `ID:SECRET`.
+    #[arg(long = "extra-access-key", hide_env_values = true)]
+    pub extra_access_keys: Vec<String>,
 }
 
 /// Configuration of an in-process emulator.
@@ -284,7 +294,10 @@ pub struct EmulatorState {
     model: RwLock<Model>,
     faults: RwLock<Faults>,
     initial_faults: Faults,
-    credentials: HashMap<String, String>,
+    /// Accepted key pairs; changed at run time by `PUT /_emulator/credentials/<id>`.
+    credentials: RwLock<HashMap<String, String>>,
+    /// Policies attached to access keys (see [`policy`]).
+    policies: RwLock<policy::Policies>,
     nonces: Mutex<NonceCache>,
     calls: Mutex<CallStats>,
     log: Mutex<VecDeque<CallRecord>>,
@@ -302,7 +315,8 @@ impl EmulatorState {
             model: RwLock::new(model),
             faults: RwLock::new(config.faults.clone()),
             initial_faults: config.faults.clone(),
-            credentials: config.credentials.iter().cloned().collect(),
+            credentials: RwLock::new(config.credentials.iter().cloned().collect()),
+            policies: RwLock::new(policy::Policies::default()),
             nonces: Mutex::new(NonceCache {
                 seen: HashSet::new(),
                 order: VecDeque::new(),
@@ -331,8 +345,21 @@ impl EmulatorState {
         self.model.read()
     }
 
-    pub(crate) fn secret_of(&self, access_key_id: &str) -> Option<&str> {
-        self.credentials.get(access_key_id).map(String::as_str)
+    pub(crate) fn secret_of(&self, access_key_id: &str) -> Option<String> {
+        self.credentials.read().get(access_key_id).cloned()
+    }
+
+    /// Accepts (or replaces the secret of) an access key pair from now on, as a console user
+    /// creating a key would.
+    pub fn add_access_key(&self, access_key_id: &str, secret: &str) {
+        self.credentials
+            .write()
+            .insert(access_key_id.to_string(), secret.to_string());
+    }
+
+    /// Stops accepting an access key (disabled or deleted in the console).
+    pub fn remove_access_key(&self, access_key_id: &str) {
+        self.credentials.write().remove(access_key_id);
     }
 
     pub(crate) fn max_clock_skew(&self) -> Duration {
@@ -595,6 +622,15 @@ pub fn router(state: Arc<EmulatorState>) -> Router {
         .route("/_emulator/oob/detach-eip", post(oob_detach_eip))
         .route("/_emulator/oob/revoke-rule", post(oob_revoke_rule))
         .route("/_emulator/reset", post(admin_reset))
+        .route("/_emulator/policies", get(admin_policies))
+        .route(
+            "/_emulator/policies/{key}",
+            axum::routing::put(admin_attach_policy).delete(admin_detach_policies),
+        )
+        .route(
+            "/_emulator/credentials/{key}",
+            axum::routing::put(admin_add_key).delete(admin_remove_key),
+        )
         .fallback(cloud_call)
         .with_state(state)
 }
@@ -635,6 +671,16 @@ pub async fn start(config: EmulatorConfig) -> std::io::Result<EmulatorHandle> {
         shutdown: Some(tx),
         task: Some(task),
     })
+}
+
+/// `KEY=PATH` of `--policy-file`: the key and the parsed document (checked when attached).
+fn parse_policy_arg(arg: &str) -> Result<(String, serde_json::Value), String> {
+    let (key, path) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("--policy-file {arg}: expected KEY=PATH"))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("--policy-file {path}: {e}"))?;
+    let document = serde_json::from_str(&text).map_err(|e| format!("--policy-file {path}: {e}"))?;
+    Ok((key.to_string(), document))
 }
 
 fn parse_stock_arg(arg: &str) -> Result<StockEntry, String> {
@@ -683,7 +729,23 @@ pub async fn run(args: EmulatorArgs) -> Result<(), Box<dyn std::error::Error + S
         config.prices =
             patch_prices(&config.prices, patch).map_err(|e| format!("--prices: {e}"))?;
     }
+    for key in &args.extra_access_keys {
+        let (id, secret) = key
+            .split_once(':')
+            .ok_or("--extra-access-key: expected ID:SECRET")?;
+        config.credentials.push((id.into(), secret.into()));
+    }
+    let mut policies = Vec::new();
+    for arg in &args.policy_files {
+        policies.push(parse_policy_arg(arg)?);
+    }
     let handle = start(config).await?;
+    for (key, document) in policies {
+        handle
+            .state()
+            .attach_policy(&key, document)
+            .map_err(|e| format!("--policy-file {key}: {e}"))?;
+    }
     // Printed (never the secret) so scripts can wait for it.
     println!(
         "emulator listening on http://{} (access key id {})",
@@ -905,6 +967,56 @@ async fn oob_revoke_rule(State(s): Shared, Query(q): Q) -> Response {
     })())
 }
 
+async fn admin_policies(State(s): Shared) -> Response {
+    Json(s.policy_documents()).into_response()
+}
+
+/// Body: a RAM or CAM policy document; it replaces the key's policy of the same cloud.
+async fn admin_attach_policy(
+    State(s): Shared,
+    axum::extract::Path(key): axum::extract::Path<String>,
+    Json(document): Json<serde_json::Value>,
+) -> Response {
+    match s.attach_policy(&key, document) {
+        Ok(p) => Json(serde_json::json!({
+            "accessKeyId": key, "grammar": p.grammar, "statements": p.len(),
+        }))
+        .into_response(),
+        Err(e) => bad_request(e.to_string()),
+    }
+}
+
+async fn admin_detach_policies(
+    State(s): Shared,
+    axum::extract::Path(key): axum::extract::Path<String>,
+) -> Response {
+    s.detach_policies(&key);
+    Json(serde_json::json!({ "accessKeyId": key, "detached": true })).into_response()
+}
+
+/// Body: `{"secret": "..."}`.
+async fn admin_add_key(
+    State(s): Shared,
+    axum::extract::Path(key): axum::extract::Path<String>,
+    Json(body): Json<serde_json::Value>,
+) -> Response {
+    match body.get("secret").and_then(serde_json::Value::as_str) {
+        Some(secret) if !secret.is_empty() => {
+            s.add_access_key(&key, secret);
+            Json(serde_json::json!({ "accessKeyId": key })).into_response()
+        }
+        _ => bad_request("expected {\"secret\": \"...\"}".into()),
+    }
+}
+
+async fn admin_remove_key(
+    State(s): Shared,
+    axum::extract::Path(key): axum::extract::Path<String>,
+) -> Response {
+    s.remove_access_key(&key);
+    Json(serde_json::json!({ "accessKeyId": key, "removed": true })).into_response()
+}
+
 async fn admin_reset(State(s): Shared) -> Response {
     s.reset();
     Json(serde_json::json!({ "reset": true })).into_response()
@@ -964,6 +1076,33 @@ mod tests {
             cli.args.lost_response_actions,
             ["RunInstances", "AllocateEipAddress"]
         );
+    }
+
+    #[test]
+    fn policy_and_key_flags_parse() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: EmulatorArgs,
+        }
+        let path = format!(
+            "{}/../../deploy/policies/aliyun-ram-policy.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let cli = Cli::parse_from([
+            "emulator".to_string(),
+            "--policy-file".into(),
+            format!("ops-key={path}"),
+            "--extra-access-key".into(),
+            "ops-key:ops-secret".into(),
+        ]);
+        let (key, document) = parse_policy_arg(&cli.args.policy_files[0]).unwrap();
+        assert_eq!(key, "ops-key");
+        assert!(policy::Policy::parse(document).is_ok());
+        assert_eq!(cli.args.extra_access_keys, ["ops-key:ops-secret"]);
+        assert!(parse_policy_arg("no-equals-sign").is_err());
+        assert!(parse_policy_arg("k=/nonexistent.json").is_err());
     }
 
     #[test]

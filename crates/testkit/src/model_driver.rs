@@ -91,6 +91,7 @@ pub fn error_class(e: &ModelError) -> ErrorClass {
         ModelError::Dependency { .. } => ErrorClass::DependencyViolation,
         ModelError::Quota(_) | ModelError::TagLimit(_) => ErrorClass::QuotaExceeded,
         ModelError::NoStock { .. } => ErrorClass::OutOfStock,
+        ModelError::SubnetFull(_) => ErrorClass::SubnetFull,
         ModelError::InstanceStatus { .. } | ModelError::EipStatus { .. } => ErrorClass::WrongState,
         ModelError::IdempotencyMismatch => ErrorClass::IdempotencyMismatch,
         ModelError::UnknownInstanceType(_)
@@ -107,6 +108,7 @@ pub fn error_code(e: &ModelError) -> String {
         ModelError::Dependency { blocker, .. } => format!("DependencyViolation.{blocker:?}"),
         ModelError::Quota(kind) => format!("QuotaExceeded.{kind:?}"),
         ModelError::NoStock { .. } => "OutOfStock".into(),
+        ModelError::SubnetFull(_) => "SubnetFull".into(),
         ModelError::InstanceStatus { .. } => "IncorrectStatus.Instance".into(),
         ModelError::EipStatus { .. } => "IncorrectStatus.Eip".into(),
         ModelError::IdempotencyMismatch => "IdempotencyMismatch".into(),

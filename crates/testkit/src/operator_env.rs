@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use mce_emulator::EmulatorHandle;
-use multicloud_ecs::api::{CloudProvider, EcsInstance, TENANT_LABEL, UserNetwork};
+use multicloud_ecs::api::{CloudProvider, EcsInstance, EcsInstanceSet, TENANT_LABEL, UserNetwork};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -270,6 +270,8 @@ impl Env {
         let resource = match kind.as_str() {
             "EcsInstance" => ar::<EcsInstance>(),
             "UserNetwork" => ar::<UserNetwork>(),
+            "EcsInstanceSet" => ar::<EcsInstanceSet>(),
+            "PriceQuote" => ar::<multicloud_ecs::api::price_quote::PriceQuote>(),
             other => panic!("unexpected kind {other}"),
         };
         Api::<DynamicObject>::namespaced_with(self.client.clone(), ns, &resource)
@@ -407,6 +409,14 @@ impl Env {
         namespaces.extend(self.extra_namespaces.iter().cloned());
         let dp = DeleteParams::default();
         for ns in &namespaces {
+            // Sets first: they would recreate the instances deleted below.
+            let _ = Api::<DynamicObject>::namespaced_with(
+                self.client.clone(),
+                ns,
+                &ar::<EcsInstanceSet>(),
+            )
+            .delete_collection(&dp, &ListParams::default())
+            .await;
             let _ = self
                 .dyn_instances_in(ns)
                 .delete_collection(&dp, &ListParams::default())
@@ -446,6 +456,11 @@ impl Env {
         providers.extend(self.extra_providers.iter().cloned());
         for p in providers {
             let _ = self.providers().delete(&p, &dp).await;
+            // The operator is gone: nothing will remove its in-use finalizer.
+            let _ = self
+                .providers()
+                .patch(&p, &PatchParams::default(), &strip_finalizers())
+                .await;
         }
         let namespaces_api: Api<Namespace> = Api::all(self.client.clone());
         for ns in &namespaces {
@@ -454,11 +469,20 @@ impl Env {
     }
 }
 
+/// A merge patch removing every finalizer.
+fn strip_finalizers() -> Patch<Value> {
+    Patch::Merge(json!({"metadata": {"finalizers": null}}))
+}
+
 /// Removes the finalizers of (and deletes) every EcsInstance and UserNetwork in a namespace, 32
 /// at a time. For when no operator runs to release them: there is no cloud behind them any more.
 pub async fn force_clear_namespace(client: &Client, ns: &str) {
-    let strip = Patch::Merge(json!({"metadata": {"finalizers": null}}));
-    for resource in [ar::<EcsInstance>(), ar::<UserNetwork>()] {
+    let strip = strip_finalizers();
+    for resource in [
+        ar::<EcsInstanceSet>(),
+        ar::<EcsInstance>(),
+        ar::<UserNetwork>(),
+    ] {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
         let Ok(list) = api.list_metadata(&ListParams::default()).await else {
             continue;
@@ -504,6 +528,9 @@ async fn sweep(client: &Client) {
                 && !live.contains(&p.spec.credentials_secret_ref.namespace)
             {
                 let _ = providers.delete(&name, &DeleteParams::default()).await;
+                let _ = providers
+                    .patch(&name, &PatchParams::default(), &strip_finalizers())
+                    .await;
             }
         }
     }

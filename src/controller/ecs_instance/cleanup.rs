@@ -30,7 +30,7 @@ pub(super) async fn cleanup(inst: &EcsInstance, ctx: &Context) -> Result<Action>
     let code = status
         .provider
         .clone()
-        .or_else(|| inst.spec.provider.clone())
+        .or_else(|| inst.target_provider().map(String::from))
         .unwrap_or_default();
     let Some(provider) = ctx.provider_by_code(&code) else {
         return Err(Error::Waiting(format!(
@@ -40,14 +40,12 @@ pub(super) async fn cleanup(inst: &EcsInstance, ctx: &Context) -> Result<Action>
     let driver = ctx.drivers.driver(&provider).await?;
     let region = match status.region.clone() {
         Some(r) => r,
-        None => match mapping::placement(
-            &provider.spec,
-            inst.spec.region.as_deref(),
-            inst.spec.zone.as_deref(),
-        ) {
-            Ok(p) => p.region,
-            Err(_) => return Ok(Action::await_change()),
-        },
+        None => {
+            match mapping::placement(&provider.spec, inst.target_region(), inst.target_zone()) {
+                Ok(p) => p.region,
+                Err(_) => return Ok(Action::await_change()),
+            }
+        }
     };
     let events = ObjectSink::<_, EcsInstanceStatus>::new(inst, ctx, None);
     release(

@@ -190,6 +190,14 @@ impl Run<'_> {
             return Ok(Some(instance));
         }
 
+        // --- adoption (issue 12): take over the named instance instead of creating one ---
+        if let Some(adopt) = &self.inst.spec.adopt {
+            return self
+                .adopt_instance(&adopt.instance_id, progress)
+                .await
+                .map(Some);
+        }
+        // --- end adoption ---
         let security_group = self.ensure_security_group(progress).await?;
         let login = login(
             self.inst,
@@ -413,11 +421,26 @@ impl Run<'_> {
 
     /// Records a cloud failure as the instance condition (its Warning is published once, by
     /// `finish`).
-    fn fail(&self, progress: &mut Progress<EcsInstanceStatus>, e: CloudError) -> StepError {
+    pub(super) fn fail(
+        &self,
+        progress: &mut Progress<EcsInstanceStatus>,
+        e: CloudError,
+    ) -> StepError {
         let error = Error::Cloud(e);
         let reason = plan::failure_reason(&error);
         progress.step(conditions::INSTANCE_READY, false, reason, error.to_string());
         match plan::step_failure(reason) {
+            // Placed and not created yet: place it again, elsewhere, right away.
+            StepFailure::Capacity
+                if crate::api::placement::release_choice(
+                    &mut progress.status,
+                    reason,
+                    &error.to_string(),
+                    Timestamp::now(),
+                ) =>
+            {
+                StepError::Refused(plan::SHORT_REQUEUE)
+            }
             StepFailure::Capacity => StepError::Refused(plan::CAPACITY_REQUEUE),
             StepFailure::Spec => StepError::Refused(jittered(self.config.resync)),
             StepFailure::Retry => StepError::Failed(error),

@@ -6,12 +6,14 @@
 //! inputs and the status being built, and reach the API server only through [`Sinks`]: the
 //! reconcile decisions run in-process in tests, against an in-process driver.
 
+mod adopt;
 mod cleanup;
 mod eip;
 mod instance;
 mod live;
 mod network;
 mod resolve;
+mod schedule;
 mod status;
 
 use std::sync::Arc;
@@ -126,6 +128,23 @@ async fn apply(inst: &EcsInstance, ctx: &Context) -> Result<Action> {
     // observedGeneration moves with the conditions of the new generation (in `finish`), not
     // with the intermediate writes that persist tokens and ids.
     let mut progress = Progress::new(inst.status.clone().unwrap_or_default());
+
+    // 0. Placement: with a Cheapest or Failover policy, choose the candidate first; every
+    // later step then runs on it.
+    if let Some(delay) = schedule::schedule(inst, ctx, &mut progress).await {
+        return finish(inst, &sinks, progress, Some(jittered(delay)))
+            .await
+            .map(to_action);
+    }
+    let placed;
+    let inst = if inst.is_placed() {
+        let mut chosen = inst.clone();
+        chosen.status = Some(progress.status.clone());
+        placed = chosen.placed();
+        &placed
+    } else {
+        inst
+    };
 
     let resolved = match resolve::resolve_cached(inst, ctx) {
         Ok(r) => r,

@@ -164,7 +164,7 @@ pub(super) fn resolve_cached(
 
 /// Whether the CloudProvider the instance names exists, asked of the API server.
 pub(super) async fn provider_exists(inst: &EcsInstance, ctx: &Context) -> Result<bool> {
-    let Some(code) = inst.spec.provider.as_deref() else {
+    let Some(code) = inst.target_provider() else {
         return Ok(false);
     };
     let api: kube::Api<CloudProvider> = kube::Api::all(ctx.client.clone());

@@ -21,6 +21,7 @@ pub fn failure_reason(e: &Error) -> Reason {
     match e {
         Error::Cloud(c) => match c.class {
             ErrorClass::OutOfStock => Reason::OutOfStock,
+            ErrorClass::SubnetFull => Reason::SubnetFull,
             ErrorClass::QuotaExceeded => Reason::QuotaExceeded,
             ErrorClass::Throttled => Reason::Throttled,
             ErrorClass::InvalidParameter | ErrorClass::IdempotencyMismatch => Reason::CreateFailed,
@@ -53,7 +54,7 @@ pub enum StepFailure {
 /// Classifies a failed instance step by its condition reason.
 pub fn step_failure(reason: Reason) -> StepFailure {
     match reason {
-        Reason::OutOfStock | Reason::QuotaExceeded => StepFailure::Capacity,
+        Reason::OutOfStock | Reason::QuotaExceeded | Reason::SubnetFull => StepFailure::Capacity,
         Reason::CreateFailed => StepFailure::Spec,
         _ => StepFailure::Retry,
     }

@@ -71,7 +71,7 @@ fn extra_zones_of(net: &UserNetwork, ctx: &Context, own: &str) -> Vec<String> {
             i.status
                 .as_ref()
                 .and_then(|s| s.zone.clone())
-                .or_else(|| i.spec.zone.clone())
+                .or_else(|| i.target_zone().map(String::from))
         })
         .collect();
     plan::extra_zones(own, zones.iter().map(String::as_str))

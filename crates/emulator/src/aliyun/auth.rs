@@ -33,7 +33,8 @@ pub(super) fn unknown_key(id: &str) -> ApiError {
     )
 }
 
-/// Verifies the request signature (ACS3 header or V2 parameters) and its nonce.
+/// Verifies the request signature (ACS3 header or V2 parameters) and its nonce; answers the
+/// caller's access key id.
 pub(super) fn authenticate(
     state: &EmulatorState,
     method: &Method,
@@ -42,7 +43,7 @@ pub(super) fn authenticate(
     query: &[(String, String)],
     params: &Params,
     body: &[u8],
-) -> ApiResult<()> {
+) -> ApiResult<String> {
     if let Some(auth) = header_str(headers, "authorization") {
         let parsed = Acs3Header::parse(auth).ok_or_else(|| {
             ApiError::new(
@@ -99,7 +100,7 @@ pub(super) fn authenticate(
         };
         let string_to_sign = request.acs3_string_to_sign(&parsed.signed_headers);
         if !verify::same_signature(
-            &verify::acs3_expected(secret, &string_to_sign),
+            &verify::acs3_expected(&secret, &string_to_sign),
             &parsed.signature,
         ) {
             return Err(ApiError::new(
@@ -118,7 +119,7 @@ pub(super) fn authenticate(
                 "Specified signature nonce was used already.",
             ));
         }
-        return Ok(());
+        return Ok(parsed.access_key_id);
     }
     let Some(signature) = params.get("Signature") else {
         return Err(ApiError::new(
@@ -142,7 +143,7 @@ pub(super) fn authenticate(
     let expected = verify::v2_expected(
         method.as_str(),
         params.0.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        secret,
+        &secret,
     );
     if !verify::same_signature(&expected, signature) {
         return Err(ApiError::new(
@@ -158,5 +159,5 @@ pub(super) fn authenticate(
             "Specified signature nonce was used already.",
         ));
     }
-    Ok(())
+    Ok(key_id.to_string())
 }

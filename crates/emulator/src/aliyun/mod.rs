@@ -119,6 +119,7 @@ impl From<ModelError> for ApiError {
             ModelError::CidrOverlap(_) => (400, "InvalidCidrBlock.Overlapped"),
             ModelError::UnknownRegion(_) => (404, "InvalidRegionId.NotFound"),
             ModelError::TagLimit(_) => (403, "OperationDenied.QuotaExceed"),
+            ModelError::SubnetFull(_) => (400, "InvalidVSwitchId.IpNotEnough"),
             ModelError::Invalid(_) => (400, "InvalidParameter"),
         };
         Self::new(status, code, message)
@@ -222,12 +223,13 @@ async fn serve(
         .or_else(|| params.get("Version"))
         .ok_or_else(|| ApiError::missing("Version"))?
         .to_string();
-    authenticate(state, method, uri, headers, &query, &params, body)?;
+    let access_key_id = authenticate(state, method, uri, headers, &query, &params, body)?;
     state.count_call(&action);
     let faults = state.faults();
     let result = match injected_error(&faults, &action).await {
         Some(e) => Err(e),
-        None => dispatch(state, &version, &action, &params),
+        None => authorize(state, &access_key_id, &version, &action, &params)
+            .and_then(|()| dispatch(state, &version, &action, &params)),
     };
     let lost = result.is_ok() && faults.lose_response(&action);
     state.log_call(
@@ -275,6 +277,36 @@ async fn injected_error(faults: &crate::model::Faults, action: &str) -> Option<A
         ));
     }
     None
+}
+
+/// The key's RAM policy, if any, as the cloud applies it: `Forbidden.RAM` (HTTP 403) naming the
+/// action (`AccessDeniedDetail`, like the cloud's newer answers).
+fn authorize(
+    state: &EmulatorState,
+    access_key_id: &str,
+    version: &str,
+    action: &str,
+    p: &Params,
+) -> ApiResult<()> {
+    let service = if version == VPC_VERSION { "vpc" } else { "ecs" };
+    let call = crate::policy::aliyun_call(service, action, &p.0);
+    state
+        .authorize(access_key_id, crate::policy::Grammar::Ram, &call)
+        .map_err(|d| {
+            let kind = if d.explicit {
+                "ExplicitDeny"
+            } else {
+                "ImplicitDeny"
+            };
+            ApiError::new(
+                403,
+                "Forbidden.RAM",
+                format!(
+                    "User not authorized to operate on the specified resource, or this API doesn't support RAM. AccessDeniedDetail: AuthAction {}, AuthPrincipalDisplayName {access_key_id}, NoPermissionType {kind}, Resource {}",
+                    d.action, d.resource
+                ),
+            )
+        })
 }
 
 fn dispatch(state: &EmulatorState, version: &str, action: &str, p: &Params) -> ApiResult<Value> {

@@ -20,6 +20,17 @@ pub(super) fn create_vpc(state: &EmulatorState, p: &Params) -> ApiResult<Value> 
         description: p.string("Description"),
         tags: p.tags()?,
     };
+    if p.flag("DryRun") {
+        // The parameters are checked (the policy was, before dispatch); nothing is created.
+        req.cidr_block.parse::<ipnet::Ipv4Net>().map_err(|_| {
+            ApiError::new(
+                400,
+                "InvalidCidrBlock.Malformed",
+                "The CIDR block is malformed.",
+            )
+        })?;
+        return Err(dry_run());
+    }
     let idem = p.idem("CreateVpc")?;
     let (id, router, table) = state.with_model_mut(|m| -> ApiResult<_> {
         let id = m.create_vpc(req, idem.as_ref())?;

@@ -136,10 +136,7 @@ impl Model {
                 .get(&req.subnet_id)
                 .map_or(0, |s| m.subnet_free_ips(s));
             if (count as u64) > free {
-                return Err(ModelError::Invalid(format!(
-                    "not enough free IP addresses in {}",
-                    req.subnet_id
-                )));
+                return Err(ModelError::SubnetFull(req.subnet_id.clone()));
             }
             if let Some(s) = m.stock.get_mut(&stock_key) {
                 *s -= count as u32;

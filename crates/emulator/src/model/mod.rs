@@ -104,6 +104,8 @@ pub enum ModelError {
     TagLimit(String),
     #[error("the region {0} does not exist")]
     UnknownRegion(String),
+    #[error("not enough free IP addresses in {0}")]
+    SubnetFull(String),
     #[error("{0}")]
     Invalid(String),
 }

@@ -101,7 +101,7 @@ pub(super) fn authenticate(
     };
     let string_to_sign =
         request.string_to_sign(&parsed.signed_headers, &parsed.date, &parsed.service);
-    let expected = verify::tc3_expected(secret, &parsed.date, &parsed.service, &string_to_sign);
+    let expected = verify::tc3_expected(&secret, &parsed.date, &parsed.service, &string_to_sign);
     if !verify::same_signature(&expected, &parsed.signature) {
         return Err(signature_failure(
             "The provided credentials could not be validated. Please check your signature is correct.",
@@ -132,6 +132,7 @@ pub(super) fn authenticate(
         ));
     }
     Ok(Call {
+        access_key_id: parsed.secret_id.clone(),
         service,
         action: action.to_string(),
         region: header(headers, "x-tc-region")

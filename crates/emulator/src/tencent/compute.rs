@@ -554,12 +554,7 @@ fn run_instances(
         }
         let ids = m
             .in_realm(REALM, |m| m.run_instances(req, idem.as_ref(), now))
-            .map_err(|e| match e {
-                ModelError::Invalid(msg) if msg.contains("free IP") => {
-                    ApiError::new("FailedOperation.NoAvailableIpAddressCountInSubnet", msg)
-                }
-                other => ApiError::from_model(other, Service::Cvm),
-            })?;
+            .map_err(|e| ApiError::from_model(e, Service::Cvm))?;
         if dry_run {
             return Ok(json!({}));
         }

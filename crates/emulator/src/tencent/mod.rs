@@ -178,6 +178,7 @@ impl ApiError {
             ModelError::CidrOverlap(_) => "InvalidParameterValue.SubnetConflict",
             ModelError::UnknownRegion(_) => "UnsupportedRegion",
             ModelError::TagLimit(_) => "LimitExceeded.TagKeyPerResourceExceeded",
+            ModelError::SubnetFull(_) => "FailedOperation.NoAvailableIpAddressCountInSubnet",
             ModelError::InvalidCidr(_) | ModelError::Invalid(_) => "InvalidParameterValue",
         };
         Self::new(code, message)
@@ -472,6 +473,8 @@ async fn injected_error(faults: &Faults, action: &str) -> Option<ApiError> {
 /// A verified call: which service, action and region.
 #[derive(Debug)]
 pub(crate) struct Call {
+    /// The SecretId that signed the call.
+    pub access_key_id: String,
     pub service: Service,
     pub action: String,
     /// `X-TC-Region`, empty when absent.
@@ -771,6 +774,7 @@ fn dispatch(state: &EmulatorState, call: &Call, params: &Map<String, Value>) -> 
         ));
     }
     check_known(action, params)?;
+    authorize(state, call, params)?;
     let body = Body::root(params);
     let now = Instant::now();
     match call.service {
@@ -778,6 +782,29 @@ fn dispatch(state: &EmulatorState, call: &Call, params: &Map<String, Value>) -> 
         Service::Vpc => network::dispatch(state, call, &body, now),
         Service::Tag | Service::Sts => tag::dispatch(state, call, &body),
     }
+}
+
+/// The key's CAM policy, if any, as the cloud applies it: `UnauthorizedOperation` naming the
+/// operation and resource, in the usual HTTP 200 error body.
+fn authorize(state: &EmulatorState, call: &Call, params: &Map<String, Value>) -> ApiResult<()> {
+    let service = match call.service {
+        Service::Cvm => "cvm",
+        Service::Vpc => "vpc",
+        Service::Tag => "tag",
+        Service::Sts => "sts",
+    };
+    let request = crate::policy::tencent_call(service, &call.action, &call.region, params);
+    state
+        .authorize(&call.access_key_id, crate::policy::Grammar::Cam, &request)
+        .map_err(|d| {
+            ApiError::new(
+                "UnauthorizedOperation",
+                format!(
+                    "you are not authorized to perform operation ({})\nresource ({}) has no permission",
+                    d.action, d.resource
+                ),
+            )
+        })
 }
 
 // ---- Shapes shared by the services ----
