@@ -153,10 +153,11 @@ async fn a_prepaid_instance_is_destroyed_out_of_the_recycle_bin() {
     );
 }
 
-/// A full subnet answers `FailedOperation.NoAvailableIpAddressCountInSubnet`: InvalidParameter,
-/// the class the Alibaba driver gives `InvalidVSwitchId.IpNotEnough`.
+/// A full subnet answers `FailedOperation.NoAvailableIpAddressCountInSubnet`: SubnetFull, a
+/// capacity problem of the network, the class the Alibaba driver gives
+/// `InvalidVSwitchId.IpNotEnough`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_subnet_is_a_request_error() {
+async fn a_full_subnet_is_a_capacity_error() {
     let emu = emulator().await;
     let d = driver(&emu);
     let owner = tags(&[("mce/owner", "full")]);
@@ -185,7 +186,7 @@ async fn a_full_subnet_is_a_request_error() {
         err.code, "FailedOperation.NoAvailableIpAddressCountInSubnet",
         "{err}"
     );
-    assert_eq!(err.class, ErrorClass::InvalidParameter, "{err}");
+    assert_eq!(err.class, ErrorClass::SubnetFull, "{err}");
     assert!(count(&emu, "instances") < 16);
 }
 

@@ -48,14 +48,30 @@ pub(super) async fn cleanup(inst: &EcsInstance, ctx: &Context) -> Result<Action>
         }
     };
     let events = ObjectSink::<_, EcsInstanceStatus>::new(inst, ctx, None);
-    release(
+    let released = release(
         driver.as_ref(),
         &region,
         &inst.uid().unwrap_or_default(),
         &status,
         &events,
     )
-    .await?;
+    .await;
+    // A release the cloud refuses (a permission, a quota, a wrong state) is told on the object,
+    // not only in the operator's log: the finalizer stays until it succeeds.
+    if let Err(e) = &released
+        && !matches!(e, Error::Waiting(_))
+    {
+        let reason = plan::failure_reason(e);
+        events
+            .publish(
+                true,
+                reason,
+                format!("releasing cloud resources: {e}"),
+                "Delete",
+            )
+            .await;
+    }
+    released?;
     Ok(Action::await_change())
 }
 
