@@ -327,7 +327,7 @@ async fn twenty_instances_of_one_user_share_one_network() {
     assert_eq!(network_groups(&cloud).len(), 1, "{}", cloud["counts"]);
     // 20 per-instance port groups + the network's group.
     assert_eq!(count(&cloud, "securityGroups"), 21, "{}", cloud["counts"]);
-    let calls = env.emulator.state().calls().by_action;
+    let calls = effective_calls(env.emulator.state());
     assert_eq!(calls.get("CreateVpc"), Some(&1), "{calls:?}");
     assert_eq!(calls.get("RunInstances"), Some(&20), "{calls:?}");
     let networks = env
@@ -456,7 +456,7 @@ async fn delete_releases_everything_and_orphan_keeps_the_instance(on: &'static C
         "its EIP stays"
     );
     assert_eq!(count(&cloud, "instances"), 1);
-    let calls = env.emulator.state().calls().by_action;
+    let calls = effective_calls(env.emulator.state());
     assert_eq!(
         calls.get(on.delete_instance_action),
         Some(&1),
@@ -533,7 +533,7 @@ async fn crash_after_run_instances_leaves_exactly_one_instance(on: &'static Clou
         tag(items(&cloud, "instances")[0], "multicloud-ecs/uid"),
         created.uid().as_deref()
     );
-    let calls = env.emulator.state().calls().by_action;
+    let calls = effective_calls(env.emulator.state());
     assert_eq!(calls.get("RunInstances"), Some(&1), "{calls:?}");
     env.finish().await;
 }
@@ -699,7 +699,7 @@ async fn lost_answers_of_creates_without_client_token_make_no_duplicates() {
     assert_eq!(count(&cloud, "subnets"), 1, "{}", cloud["counts"]);
     // The network's group and the instance's own.
     assert_eq!(count(&cloud, "securityGroups"), 2, "{}", cloud["counts"]);
-    let calls = env.emulator.state().calls().by_action;
+    let calls = effective_calls(env.emulator.state());
     for (action, sent) in [
         ("CreateVpc", 1),
         ("CreateSubnet", 1),

@@ -227,7 +227,7 @@ async fn a_price_quote_prices_both_clouds_without_writing() {
     let tencent = env.extra_provider_on(&TENCENT, false).await;
     let tencent_name = format!("{}{}", PROVIDER_PREFIX, tencent.to_lowercase());
     env.wait_provider_available(&tencent_name).await;
-    let before = env.emulator.state().calls().by_action;
+    let before = effective_calls(env.emulator.state());
 
     env.create(
         &ns,
@@ -280,7 +280,7 @@ async fn a_price_quote_prices_both_clouds_without_writing() {
     assert_eq!(cheapest.provider, tencent);
     assert!(quoted.valid_until.is_some());
 
-    let after = env.emulator.state().calls().by_action;
+    let after = effective_calls(env.emulator.state());
     assert_eq!(writes(&after), writes(&before), "write calls: {after:?}");
     env.finish().await;
 }

@@ -112,3 +112,22 @@ pub fn group_rule_ids(cloud: &Value, group: &str) -> Vec<String> {
     ids.sort();
     ids
 }
+
+/// Calls by action as [`mce_emulator::CallStats::by_action`], without the DryRun ones (the
+/// CloudProvider probe's permission checks carry nothing out): what tests count as work.
+pub fn effective_calls(
+    state: &mce_emulator::EmulatorState,
+) -> std::collections::BTreeMap<String, u64> {
+    let mut calls = state.calls().by_action;
+    for record in state.call_log() {
+        let dry = record
+            .params
+            .get("DryRun")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        if dry && let Some(n) = calls.get_mut(&record.action) {
+            *n = n.saturating_sub(1);
+        }
+    }
+    calls.retain(|_, n| *n > 0);
+    calls
+}

@@ -21,7 +21,9 @@ pub mod wait;
 
 /// What operator tests use, in one import.
 pub mod prelude {
-    pub use crate::emulator::{by_id, count, group_ports, group_rule_ids, items, tag};
+    pub use crate::emulator::{
+        by_id, count, effective_calls, group_ports, group_rule_ids, items, tag,
+    };
     pub use crate::manifests::*;
     pub use crate::operator_env::*;
     pub use crate::status::{condition, is_ready};
