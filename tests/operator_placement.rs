@@ -161,7 +161,7 @@ async fn cheapest_places_on_the_cheaper_cloud_and_fails_over_when_it_sells_out()
         })
         .await;
     assert!(
-        waiting.message.contains("has no stock"),
+        waiting.message.contains("no stock"),
         "{}",
         waiting.message
     );

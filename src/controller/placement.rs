@@ -17,15 +17,23 @@ use crate::api::placement::{Candidate, CandidateStatus, PlacementStatus};
 use crate::api::{CloudProvider, Reason};
 use crate::metrics::{QuoteLabels, metrics};
 use crate::scheduler::{self, placement as policy};
-use mce_cloud::{BandwidthMode, ChargeMode, CloudDriver, ErrorClass, Price, PriceQuery};
+use mce_cloud::{BandwidthMode, ChargeMode, CloudDriver, ErrorClass, Price, PriceQuery, ZoneStock};
 
 /// How long a quote is valid (the original design's `OrderPriceService`: 3600 s).
 pub const QUOTE_VALIDITY: Duration = Duration::from_secs(3600);
 
+/// How long a stock answer is reused: a burst of instances of one shape asks each cloud once,
+/// while a sell-out is seen within seconds (and a create refused for stock corrects it anyway).
+pub const STOCK_REUSE: Duration = Duration::from_secs(5);
+
 /// Quotes by (provider code, region, zone, type, image, disk, charge, bandwidth), for their
-/// validity: placing a thousand instances of one shape asks each cloud once.
+/// validity: placing a thousand instances of one shape asks each cloud once. Stock answers
+/// likewise, for [`STOCK_REUSE`].
 #[derive(Default)]
-pub struct PriceCache(Mutex<HashMap<String, (Price, Instant)>>);
+pub struct PriceCache(
+    Mutex<HashMap<String, (Price, Instant)>>,
+    Mutex<HashMap<String, (Vec<ZoneStock>, Instant)>>,
+);
 
 impl PriceCache {
     /// Forgotten wholesale past this size.
@@ -47,6 +55,33 @@ impl PriceCache {
 }
 
 impl PriceCache {
+    /// Where `instance_type` has stock (provider `code`), reused for [`STOCK_REUSE`].
+    pub async fn stock(
+        &self,
+        code: &str,
+        driver: &dyn CloudDriver,
+        region: &str,
+        zone: Option<&str>,
+        instance_type: &str,
+        charge: ChargeMode,
+    ) -> mce_cloud::CloudResult<Vec<ZoneStock>> {
+        let key = format!("{code}|{region}|{zone:?}|{instance_type}|{charge:?}");
+        if let Some((zones, at)) = self.1.lock().get(&key)
+            && at.elapsed() < STOCK_REUSE
+        {
+            return Ok(zones.clone());
+        }
+        let zones = driver
+            .describe_stock(region, zone, instance_type, charge)
+            .await?;
+        let mut cache = self.1.lock();
+        if cache.len() >= Self::MAX {
+            cache.clear();
+        }
+        cache.insert(key, (zones.clone(), Instant::now()));
+        Ok(zones)
+    }
+
     /// A candidate's price (provider `code`), from the cache or the cloud.
     pub async fn quote(
         &self,
@@ -145,8 +180,11 @@ async fn evaluate_on(
     let charge = mapping::charge_mode(spec);
     let region = params.placement.region.clone();
     // Stock: the candidate's zone, else the provider's default zone, else any zone with stock.
-    let zone = match driver
-        .describe_stock(
+    let zone = match ctx
+        .quotes
+        .stock(
+            &candidate.provider,
+            driver.as_ref(),
             &region,
             candidate.zone.as_deref(),
             &params.instance_type,

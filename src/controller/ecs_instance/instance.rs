@@ -19,8 +19,8 @@ use super::Run;
 use crate::api::conditions::{self, Desired};
 use crate::api::{EcsInstance, EcsInstanceStatus, PendingCreate, Reason};
 use mce_cloud::{
-    CloudError, CreateSecurityGroup, Instance, InstanceStatus, Login, ProviderProfile, RunInstance,
-    Secret as SecretString,
+    CloudError, CreateSecurityGroup, IgnoreNotFound, Instance, InstanceStatus, Login,
+    ProviderProfile, RunInstance, Secret as SecretString,
 };
 
 /// The `PendingCreate` resource of an instance's own security group.
@@ -259,9 +259,68 @@ impl Run<'_> {
                 if plan::needs_new_token(e.class) {
                     progress.status.client_token = None;
                 }
+                let reason = plan::failure_reason(&Error::Cloud(e.clone()));
+                if plan::step_failure(reason) == StepFailure::Capacity && self.inst.is_placed() {
+                    return self.abandon_candidate(progress, reason, &e).await;
+                }
                 Err(self.fail(progress, e))
             }
         }
+    }
+
+    /// A placed instance's create was refused for stock, quota or a full subnet: what was made
+    /// for it on this candidate (its own security group) is released, its network forgotten
+    /// (a silent one goes with its last user), and it is placed again at once, elsewhere.
+    async fn abandon_candidate(
+        &self,
+        progress: &mut Progress<EcsInstanceStatus>,
+        reason: Reason,
+        e: &CloudError,
+    ) -> std::result::Result<Option<Instance>, StepError> {
+        let region = self.region().to_string();
+        let vpc_id = self.network.vpc_id.clone().unwrap_or_default();
+        let mut groups: Vec<String> = progress
+            .status
+            .security_group_id
+            .take()
+            .into_iter()
+            .collect();
+        if let Ok(found) = self
+            .driver
+            .find_security_groups(&region, &vpc_id, &self.ownership_tags())
+            .await
+        {
+            groups.extend(found.into_iter().map(|g| g.id));
+        }
+        groups.sort();
+        groups.dedup();
+        for group in &groups {
+            if let Err(err) = self
+                .driver
+                .delete_security_group(&region, group)
+                .await
+                .ignore_not_found()
+            {
+                // Left for the deletion of the object, which looks for it by tag.
+                warn!(security_group_id = %group, error = %err, "abandoned group not released");
+            }
+        }
+        progress.status.security_group_client_token = None;
+        progress.status.pending_create = None;
+        progress.status.network = None;
+        crate::api::placement::release_choice(
+            &mut progress.status,
+            reason,
+            &e.to_string(),
+            Timestamp::now(),
+        );
+        progress.step(
+            conditions::INSTANCE_READY,
+            false,
+            reason,
+            format!("{e}; placing the instance elsewhere"),
+        );
+        Err(StepError::Refused(plan::SHORT_REQUEUE))
     }
 
     /// An instance deleted outside Kubernetes: one Warning, its ids forgotten and a new token,
@@ -430,17 +489,6 @@ impl Run<'_> {
         let reason = plan::failure_reason(&error);
         progress.step(conditions::INSTANCE_READY, false, reason, error.to_string());
         match plan::step_failure(reason) {
-            // Placed and not created yet: place it again, elsewhere, right away.
-            StepFailure::Capacity
-                if crate::api::placement::release_choice(
-                    &mut progress.status,
-                    reason,
-                    &error.to_string(),
-                    Timestamp::now(),
-                ) =>
-            {
-                StepError::Refused(plan::SHORT_REQUEUE)
-            }
             StepFailure::Capacity => StepError::Refused(plan::CAPACITY_REQUEUE),
             StepFailure::Spec => StepError::Refused(jittered(self.config.resync)),
             StepFailure::Retry => StepError::Failed(error),
