@@ -160,11 +160,7 @@ async fn cheapest_places_on_the_cheaper_cloud_and_fails_over_when_it_sells_out()
             (c.status == "False" && c.reason == "NoCandidateAvailable").then(|| c.clone())
         })
         .await;
-    assert!(
-        waiting.message.contains("no stock"),
-        "{}",
-        waiting.message
-    );
+    assert!(waiting.message.contains("no stock"), "{}", waiting.message);
     env.wait_warning(&ns, "cheap-3", "NoCandidateAvailable")
         .await;
     assert_eq!(count(&env.cloud(), "instances"), instances_before);
