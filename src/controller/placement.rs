@@ -26,31 +26,52 @@ pub const QUOTE_VALIDITY: Duration = Duration::from_secs(3600);
 /// while a sell-out is seen within seconds (and a create refused for stock corrects it anyway).
 pub const STOCK_REUSE: Duration = Duration::from_secs(5);
 
+/// Answers of the cloud by key, each reused while younger than the map's `ttl`; forgotten
+/// wholesale past [`Answers::MAX`] keys.
+struct Answers<V> {
+    ttl: Duration,
+    map: Mutex<HashMap<String, (V, Instant)>>,
+}
+
+impl<V: Clone> Answers<V> {
+    const MAX: usize = 10_000;
+
+    fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            map: Mutex::default(),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<V> {
+        let map = self.map.lock();
+        let (value, at) = map.get(key)?;
+        (at.elapsed() < self.ttl).then(|| value.clone())
+    }
+
+    fn put(&self, key: String, value: V) {
+        let mut map = self.map.lock();
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(key, (value, Instant::now()));
+    }
+}
+
 /// Quotes by (provider code, region, zone, type, image, disk, charge, bandwidth), for their
 /// validity: placing a thousand instances of one shape asks each cloud once. Stock answers
 /// likewise, for [`STOCK_REUSE`].
-#[derive(Default)]
-pub struct PriceCache(
-    Mutex<HashMap<String, (Price, Instant)>>,
-    Mutex<HashMap<String, (Vec<ZoneStock>, Instant)>>,
-);
+pub struct PriceCache {
+    prices: Answers<Price>,
+    stock: Answers<Vec<ZoneStock>>,
+}
 
-impl PriceCache {
-    /// Forgotten wholesale past this size.
-    const MAX: usize = 10_000;
-
-    fn get(&self, key: &str) -> Option<Price> {
-        let cache = self.0.lock();
-        let (price, at) = cache.get(key)?;
-        (at.elapsed() < QUOTE_VALIDITY).then(|| price.clone())
-    }
-
-    fn put(&self, key: String, price: Price) {
-        let mut cache = self.0.lock();
-        if cache.len() >= Self::MAX {
-            cache.clear();
+impl Default for PriceCache {
+    fn default() -> Self {
+        Self {
+            prices: Answers::new(QUOTE_VALIDITY),
+            stock: Answers::new(STOCK_REUSE),
         }
-        cache.insert(key, (price, Instant::now()));
     }
 }
 
@@ -66,19 +87,13 @@ impl PriceCache {
         charge: ChargeMode,
     ) -> mce_cloud::CloudResult<Vec<ZoneStock>> {
         let key = format!("{code}|{region}|{zone:?}|{instance_type}|{charge:?}");
-        if let Some((zones, at)) = self.1.lock().get(&key)
-            && at.elapsed() < STOCK_REUSE
-        {
-            return Ok(zones.clone());
+        if let Some(zones) = self.stock.get(&key) {
+            return Ok(zones);
         }
         let zones = driver
             .describe_stock(region, zone, instance_type, charge)
             .await?;
-        let mut cache = self.1.lock();
-        if cache.len() >= Self::MAX {
-            cache.clear();
-        }
-        cache.insert(key, (zones.clone(), Instant::now()));
+        self.stock.put(key, zones.clone());
         Ok(zones)
     }
 
@@ -94,13 +109,13 @@ impl PriceCache {
             provider: code.to_string(),
             source,
         };
-        if let Some(price) = self.get(&key) {
+        if let Some(price) = self.prices.get(&key) {
             metrics().quotes.get_or_create(&labels("cache")).inc();
             return Ok(price);
         }
         let price = driver.describe_price(query).await?;
         metrics().quotes.get_or_create(&labels("cloud")).inc();
-        self.put(key, price.clone());
+        self.prices.put(key, price.clone());
         Ok(price)
     }
 }
