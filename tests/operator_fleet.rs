@@ -269,6 +269,53 @@ async fn set_scales_rolls_and_releases_everything() {
     env.finish().await;
 }
 
+/// Running instances per zone.
+fn per_zone(cloud: &Value) -> std::collections::BTreeMap<String, usize> {
+    let mut zones = std::collections::BTreeMap::new();
+    for i in running(cloud) {
+        *zones
+            .entry(i["zone"].as_str().unwrap_or_default().to_string())
+            .or_insert(0) += 1;
+    }
+    zones
+}
+
+/// `spreadZones`: children go to the emptiest listed zone and a scale down keeps the zones
+/// balanced; the user's silent network gains a VSwitch in each zone.
+#[tokio::test]
+async fn set_spreads_children_over_zones() {
+    let env = Env::start("fleet-spread").await;
+    let ns = env.ns.name.clone();
+    let zones = ["cn-hangzhou-i", "cn-hangzhou-j"];
+    let mut manifest = set_manifest(&env, "spread", 4, json!({}));
+    manifest["spec"]["spreadZones"] = json!(zones);
+    env.create(&ns, manifest).await.expect("create set");
+    wait_set(&env, &ns, "spread", 4).await;
+    let expected = |n: usize| zones.iter().map(|z| (z.to_string(), n)).collect();
+    assert_eq!(per_zone(&env.cloud()), expected(2));
+    for kid in children(&env, &ns, "spread").await {
+        assert!(zones.contains(&kid.spec.zone.as_deref().unwrap_or_default()));
+    }
+
+    patch_set(&env, &ns, "spread", json!({"spec": {"replicas": 2}})).await;
+    wait_set(&env, &ns, "spread", 2).await;
+    wait_for("one instance per zone", WAIT, || async {
+        (per_zone(&env.cloud()) == expected(1)).then_some(())
+    })
+    .await;
+
+    sets(&env, &ns)
+        .delete("spread", &DeleteParams::default())
+        .await
+        .expect("delete set");
+    wait_for("set gone, cloud empty", FLEET_WAIT, || async {
+        let set_gone = sets(&env, &ns).get_opt("spread").await.ok()?.is_none();
+        (set_gone && running(&env.cloud()).is_empty()).then_some(())
+    })
+    .await;
+    env.finish().await;
+}
+
 /// The set's children carry a terminal failure: the set is Degraded (ChildFailed) and does not
 /// churn through replacements.
 #[tokio::test]

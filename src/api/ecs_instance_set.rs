@@ -42,6 +42,7 @@ pub const SET_LABEL: &str = "ecs.multicloud.io/set";
 #[x_kube(
     validation = Rule::new("self.maxSurge > 0 || self.maxUnavailable > 0").message("maxSurge and maxUnavailable cannot both be 0"),
     validation = Rule::new("!has(self.template.spec.adopt)").message("a set's template cannot adopt an existing instance"),
+    validation = Rule::new("!has(self.spreadZones) || size(self.spreadZones) == 0 || !has(self.template.spec.placement)").message("spreadZones and template.spec.placement are exclusive: placement chooses each child's zone itself"),
     validation = Rule::new("has(self.selector) == has(oldSelf.selector) && (!has(self.selector) || self.selector == oldSelf.selector)").message("selector is immutable")
 )]
 pub struct EcsInstanceSetSpec {
@@ -69,6 +70,14 @@ pub struct EcsInstanceSetSpec {
     #[serde(default)]
     #[schemars(range(min = 0, max = 1000))]
     pub max_unavailable: i32,
+
+    /// Zones of the template's region to spread the children over: each new child goes to the
+    /// zone holding the fewest, a scale down takes from the zone holding the most, and the
+    /// template's own `zone` is not used. A change of the list replaces only the children in a
+    /// zone no longer listed. Empty (default): every child in the template's zone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20), inner(length(min = 1, max = 64)))]
+    pub spread_zones: Vec<String>,
 }
 
 fn default_replicas() -> i32 {

@@ -88,10 +88,11 @@ fn child_view(set: &EcsInstanceSet, child: &EcsInstance) -> Child {
             .map(|t| t.0.to_string())
             .unwrap_or_default(),
         deleting: child.meta().deletion_timestamp.is_some(),
-        up_to_date: plan::up_to_date(&child.spec, &template.spec),
+        up_to_date: plan::up_to_date(&child.spec, &template.spec, &set.spec.spread_zones),
         in_sync: labels_ok && plan::view(&child.spec, true) == plan::view(&template.spec, true),
         ready: status.is_some_and(|s| conditions::is_true(&s.conditions, conditions::READY)),
         failed,
+        zone: child.spec.zone.clone(),
     }
 }
 
@@ -171,8 +172,10 @@ async fn apply(set: &EcsInstanceSet, ctx: &Context) -> Result<Action> {
             Err(e) => return Err(e.into()),
         }
     }
-    for _ in 0..decision.create.min(MAX_WRITES_PER_PASS) {
-        let child = new_child(set, &child_labels)?;
+    let creates = decision.create.min(MAX_WRITES_PER_PASS);
+    let zones = plan::zones_for_new(&set.spec.spread_zones, &views, creates);
+    for i in 0..creates {
+        let child = new_child(set, &child_labels, zones.get(i))?;
         let created = api.create(&PostParams::default(), &child).await?;
         info!(child = %created.name_any(), "child created");
         changed = true;
@@ -196,6 +199,7 @@ async fn apply(set: &EcsInstanceSet, ctx: &Context) -> Result<Action> {
         in_sync: true,
         ready: false,
         failed: None,
+        zone: zones.get(i).cloned(),
     }));
     let counts = plan::counts(&after);
     status.replicas = counts.replicas;
@@ -223,10 +227,12 @@ async fn apply(set: &EcsInstanceSet, ctx: &Context) -> Result<Action> {
     })
 }
 
-/// A new child of the current template, named `<set>-<random suffix>` by the API server.
+/// A new child of the current template, named `<set>-<random suffix>` by the API server, in
+/// `zone` when the set spreads its children.
 fn new_child(
     set: &EcsInstanceSet,
     labels: &std::collections::BTreeMap<String, String>,
+    zone: Option<&String>,
 ) -> Result<EcsInstance> {
     let owner = set
         .controller_owner_ref(&())
@@ -246,7 +252,10 @@ fn new_child(
             owner_references: Some(vec![owner]),
             ..ObjectMeta::default()
         },
-        spec: template.spec.clone(),
+        spec: crate::api::EcsInstanceSpec {
+            zone: zone.cloned().or_else(|| template.spec.zone.clone()),
+            ..template.spec.clone()
+        },
         status: None,
     })
 }

@@ -30,6 +30,8 @@ pub struct Child {
     pub ready: bool,
     /// A terminal failure (phase Failed): its reason.
     pub failed: Option<String>,
+    /// `spec.zone`.
+    pub zone: Option<String>,
 }
 
 /// What to do now.
@@ -43,14 +45,69 @@ pub struct Decision {
     pub patch: Vec<String>,
 }
 
-/// Scale-down order: not-ready first, then the newest (name breaks ties, for determinism).
-fn removal_order(children: &mut [&Child]) {
-    children.sort_by(|a, b| {
-        a.ready
-            .cmp(&b.ready)
-            .then_with(|| b.created.cmp(&a.created))
-            .then_with(|| b.name.cmp(&a.name))
-    });
+/// The `n` children a scale down removes: not-ready first, then, one at a time, the newest of
+/// the zone holding the most of those left (so a spread set stays balanced; a set in one zone
+/// simply loses its newest). The name breaks ties, for determinism.
+fn removals<'a>(children: &[&'a Child], n: usize) -> Vec<&'a Child> {
+    let mut left: Vec<&Child> = children.to_vec();
+    let mut removed = Vec::with_capacity(n);
+    while removed.len() < n && !left.is_empty() {
+        let mut per_zone: BTreeMap<Option<&str>, usize> = BTreeMap::new();
+        for c in &left {
+            *per_zone.entry(c.zone.as_deref()).or_default() += 1;
+        }
+        let crowd = |c: &Child| per_zone.get(&c.zone.as_deref()).copied().unwrap_or(0);
+        let Some(pick) = left
+            .iter()
+            .enumerate()
+            .min_by(|(_, a), (_, b)| {
+                a.ready
+                    .cmp(&b.ready)
+                    .then_with(|| crowd(b).cmp(&crowd(a)))
+                    .then_with(|| b.created.cmp(&a.created))
+                    .then_with(|| b.name.cmp(&a.name))
+            })
+            .map(|(i, _)| i)
+        else {
+            break;
+        };
+        removed.push(left.swap_remove(pick));
+    }
+    removed
+}
+
+/// Zones for `n` new children: each goes to the listed zone holding the fewest live children
+/// (list order breaks ties). Empty when the set does not spread.
+pub fn zones_for_new(spread: &[String], children: &[Child], n: usize) -> Vec<String> {
+    let mut zones: Vec<&String> = Vec::new();
+    for z in spread {
+        if !zones.contains(&z) {
+            zones.push(z);
+        }
+    }
+    if zones.is_empty() {
+        return Vec::new();
+    }
+    let mut counts: Vec<usize> = zones
+        .iter()
+        .map(|z| {
+            children
+                .iter()
+                .filter(|c| !c.deleting && c.zone.as_ref() == Some(*z))
+                .count()
+        })
+        .collect();
+    (0..n)
+        .map(|_| {
+            let (i, _) = counts
+                .iter()
+                .enumerate()
+                .min_by_key(|(i, c)| (**c, *i))
+                .unwrap_or((0, &0));
+            counts[i] += 1;
+            zones[i].clone()
+        })
+        .collect()
 }
 
 /// Decides one step towards `replicas` children of the current template.
@@ -75,11 +132,9 @@ pub fn decide(
 
     // Surplus of the current template (a scale down, or one during a rollout).
     if current.len() > replicas {
-        removal_order(&mut current);
-        let surplus = current.len() - replicas;
-        decision
-            .delete
-            .extend(current.drain(..surplus).map(|c| c.name.clone()));
+        let gone = removals(&current, current.len() - replicas);
+        decision.delete.extend(gone.iter().map(|c| c.name.clone()));
+        current.retain(|c| !gone.iter().any(|g| g.name == c.name));
     }
 
     if !outdated.is_empty() {
@@ -183,9 +238,21 @@ pub fn view(spec: &EcsInstanceSpec, mutable: bool) -> Value {
     )
 }
 
-/// Whether a child's immutable fields are the template's.
-pub fn up_to_date(child: &EcsInstanceSpec, template: &EcsInstanceSpec) -> bool {
-    view(child, false) == view(template, false)
+/// Whether a child's immutable fields are the template's. In a spread set the zone is the
+/// set's choice, not the template's: any listed zone is current.
+pub fn up_to_date(child: &EcsInstanceSpec, template: &EcsInstanceSpec, spread: &[String]) -> bool {
+    if spread.is_empty() {
+        return view(child, false) == view(template, false);
+    }
+    let without_zone = |spec: &EcsInstanceSpec| {
+        let mut v = view(spec, false);
+        if let Value::Object(map) = &mut v {
+            map.remove("zone");
+        }
+        v
+    };
+    child.zone.as_ref().is_some_and(|z| spread.contains(z))
+        && without_zone(child) == without_zone(template)
 }
 
 /// A JSON merge patch (RFC 7386) turning `old` into `new`; `None` when they are equal.
@@ -290,6 +357,7 @@ mod tests {
             in_sync: true,
             ready,
             failed: None,
+            zone: None,
         }
     }
 
@@ -398,12 +466,13 @@ mod tests {
         let base = spec(json!({"openPorts": [22], "tags": {"a": "1"}}));
         let ports = spec(json!({"openPorts": [22, 80], "tags": {"b": "2"},
             "publicIp": {"allocate": true}}));
-        assert!(up_to_date(&ports, &base));
+        assert!(up_to_date(&ports, &base, &[]));
         assert!(!up_to_date(
             &spec(json!({"imageKey": "ubuntu-22.04"})),
-            &base
+            &base,
+            &[]
         ));
-        assert!(!up_to_date(&spec(json!({"gpuModel": "A100"})), &base));
+        assert!(!up_to_date(&spec(json!({"gpuModel": "A100"})), &base, &[]));
         let patch = merge_patch(&view(&base, true), &view(&ports, true)).unwrap();
         assert_eq!(
             patch,
@@ -411,6 +480,71 @@ mod tests {
                 "publicIp": {"allocate": true, "bandwidthMbps": 5, "bandwidthMode": "TRAFFIC"}})
         );
         assert_eq!(merge_patch(&view(&base, true), &view(&base, true)), None);
+    }
+
+    #[test]
+    fn a_spread_set_takes_any_listed_zone_as_current() {
+        let spread = ["z-a".to_string(), "z-b".to_string()];
+        let template = spec(json!({"zone": "z-a"}));
+        assert!(up_to_date(
+            &spec(json!({"zone": "z-b"})),
+            &template,
+            &spread
+        ));
+        assert!(!up_to_date(
+            &spec(json!({"zone": "z-c"})),
+            &template,
+            &spread
+        ));
+        assert!(!up_to_date(&spec(json!({})), &template, &spread));
+        assert!(!up_to_date(
+            &spec(json!({"zone": "z-a", "imageKey": "ubuntu-22.04"})),
+            &template,
+            &spread
+        ));
+        assert!(!up_to_date(&spec(json!({"zone": "z-b"})), &template, &[]));
+    }
+
+    fn in_zone(name: &str, created: &str, ready: bool, zone: &str) -> Child {
+        Child {
+            zone: Some(zone.into()),
+            ..child(name, created, true, ready)
+        }
+    }
+
+    #[test]
+    fn new_children_fill_the_emptiest_zones_in_list_order() {
+        let spread: Vec<String> = ["z-a", "z-b", "z-c"].map(String::from).to_vec();
+        assert_eq!(
+            zones_for_new(&spread, &[], 5),
+            ["z-a", "z-b", "z-c", "z-a", "z-b"]
+        );
+        let mut gone = in_zone("g", &at(9), true, "z-b");
+        gone.deleting = true;
+        let have = [
+            in_zone("a", &at(1), true, "z-a"),
+            in_zone("b", &at(2), true, "z-a"),
+            in_zone("c", &at(3), true, "z-c"),
+            gone,
+        ];
+        assert_eq!(zones_for_new(&spread, &have, 3), ["z-b", "z-b", "z-c"]);
+        assert!(zones_for_new(&[], &have, 3).is_empty());
+        let twice: Vec<String> = ["z-a", "z-a"].map(String::from).to_vec();
+        assert_eq!(zones_for_new(&twice, &[], 2), ["z-a", "z-a"]);
+    }
+
+    #[test]
+    fn scale_down_of_a_spread_set_keeps_the_zones_balanced() {
+        let children = vec![
+            in_zone("a1", &at(1), true, "z-a"),
+            in_zone("a2", &at(2), true, "z-a"),
+            in_zone("a3", &at(3), true, "z-a"),
+            in_zone("b1", &at(4), true, "z-b"),
+            in_zone("b2", &at(5), false, "z-b"),
+            in_zone("c1", &at(6), true, "z-c"),
+        ];
+        // The not-ready one first, then the newest of the most crowded zone each time.
+        assert_eq!(decide(3, 1, 0, &children).delete, vec!["b2", "a3", "a2"]);
     }
 
     #[test]
