@@ -1,11 +1,14 @@
 //! Adoption end to end (issue 12): an EcsInstance takes over a VM created outside the operator
 //! (directly in the emulator's model, as another console user would), manages it, and releases
 //! it — or keeps it with `deletionPolicy: Orphan`; another tenant's VM is refused with no change
-//! to it. Tests in this binary run one at a time.
+//! to it. A UserNetwork takes over a hand-made VPC, VSwitch and group the same way, serves an
+//! instance and is released with it; another tenant's network is refused likewise. Tests in this
+//! binary run one at a time.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 use kube::api::DeleteParams;
 use mce_cloud::{
@@ -14,10 +17,18 @@ use mce_cloud::{
 };
 use mce_testkit::model_driver::ModelDriver;
 use mce_testkit::prelude::*;
+use multicloud_ecs::api::UserNetwork;
 use serde_json::{Value, json};
 
-/// Creates a VPC, subnet, group and a running VM tagged `tags` directly in the emulator.
-async fn hand_made_vm(env: &Env, tags: &[(&str, &str)]) -> String {
+/// The ids of a VPC, its VSwitch (in the fixture's zone) and a group, made by hand.
+struct HandMadeNetwork {
+    vpc: String,
+    v_switch: String,
+    group: String,
+}
+
+/// Creates a VPC, a VSwitch and a security group tagged `tags` directly in the emulator.
+async fn hand_made_network(env: &Env, tags: &[(&str, &str)]) -> HandMadeNetwork {
     let driver = ModelDriver::new(env.emulator.state().clone()).with_provider("ALIYUN");
     let tags: BTreeMap<String, String> = tags
         .iter()
@@ -36,7 +47,7 @@ async fn hand_made_vm(env: &Env, tags: &[(&str, &str)]) -> String {
         })
         .await
         .expect("create vpc");
-    let subnet = driver
+    let v_switch = driver
         .create_subnet(&CreateSubnet {
             region: region.clone(),
             vpc_id: vpc.clone(),
@@ -50,15 +61,33 @@ async fn hand_made_vm(env: &Env, tags: &[(&str, &str)]) -> String {
         .expect("create subnet");
     let group = driver
         .create_security_group(&CreateSecurityGroup {
-            region: region.clone(),
-            vpc_id: vpc,
+            region,
+            vpc_id: vpc.clone(),
             name: "by-hand".into(),
             description: String::new(),
-            tags: tags.clone(),
+            tags,
             client_token: format!("sg-by-hand-{suffix}"),
         })
         .await
         .expect("create group");
+    HandMadeNetwork {
+        vpc,
+        v_switch,
+        group,
+    }
+}
+
+/// Creates a VPC, subnet, group and a running VM tagged `tags` directly in the emulator.
+async fn hand_made_vm(env: &Env, tags: &[(&str, &str)]) -> String {
+    let net = hand_made_network(env, tags).await;
+    let driver = ModelDriver::new(env.emulator.state().clone()).with_provider("ALIYUN");
+    let tags: BTreeMap<String, String> = tags
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let region = env.cloud.region.to_string();
+    let suffix = format!("{:08x}", rand::random::<u32>());
+    let (subnet, group) = (net.v_switch, net.group);
     driver
         .run_instance(&RunInstance {
             region,
@@ -209,5 +238,262 @@ async fn adoption_of_another_tenants_vm_is_refused_without_changes() {
         after.iter().map(|v| &v["tags"]).collect::<Vec<_>>()
     );
     assert_eq!(count(&env.cloud(), "instances"), 3);
+    env.finish().await;
+}
+
+// ---- UserNetwork adoption ----
+
+fn network_manifest(env: &Env, name: &str, user: &str, extra: Value) -> Value {
+    let mut spec = json!({"provider": env.code, "region": env.cloud.region, "userId": user});
+    merge(&mut spec, extra);
+    json!({
+        "apiVersion": "ecs.multicloud.io/v1alpha1",
+        "kind": "UserNetwork",
+        "metadata": {"name": name},
+        "spec": spec,
+    })
+}
+
+fn adopt_spec(net: &HandMadeNetwork) -> Value {
+    json!({"adopt": {"vpcId": net.vpc, "vSwitchId": net.v_switch, "securityGroupId": net.group}})
+}
+
+/// Waits until the UserNetwork's `Ready` condition satisfies `check`; returns the network.
+async fn wait_network(
+    env: &Env,
+    name: &str,
+    what: &str,
+    check: impl Fn(&Condition) -> bool,
+) -> UserNetwork {
+    let api = env.networks_in(&env.ns.name);
+    let check = &check;
+    let api = &api;
+    wait_for(
+        &format!("UserNetwork {name}: {what}"),
+        WAIT,
+        || async move {
+            let net = api.get(name).await.ok()?;
+            let ready = net
+                .status
+                .as_ref()?
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "Ready")?;
+            check(ready).then_some(net.clone())
+        },
+    )
+    .await
+}
+
+/// The tags of every VPC, subnet and group on the cloud, by id.
+fn network_tags(cloud: &Value) -> BTreeMap<String, Value> {
+    ["vpcs", "subnets", "securityGroups"]
+        .iter()
+        .flat_map(|kind| cloud[*kind].as_array().cloned().unwrap_or_default())
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap_or_default().to_string(),
+                r["tags"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn adopted_network_serves_an_instance_and_is_released_with_it() {
+    let env = Env::start("adopt-net").await;
+    let ns = env.ns.name.clone();
+    let hand = hand_made_network(&env, &[("tenantId", "acme"), ("team", "ml")]).await;
+
+    let created = env
+        .create(
+            &ns,
+            network_manifest(&env, "adopted-net", "user-1", adopt_spec(&hand)),
+        )
+        .await
+        .expect("create UserNetwork");
+    let uid = created.uid().expect("uid");
+    let net = wait_network(&env, "adopted-net", "Ready", |c| c.status == "True").await;
+    let status = net.status.expect("status");
+    assert_eq!(
+        (
+            status.vpc_id.as_deref(),
+            status.v_switch_id.as_deref(),
+            status.security_group_id.as_deref(),
+        ),
+        (
+            Some(hand.vpc.as_str()),
+            Some(hand.v_switch.as_str()),
+            Some(hand.group.as_str())
+        ),
+        "the adopted ids"
+    );
+    assert_eq!(
+        status.zone.as_deref(),
+        Some(env.cloud.zone),
+        "the VSwitch's zone"
+    );
+    assert_eq!(status.cidr_block.as_deref(), Some("192.168.0.0/16"));
+    // Adopted, not created: the same three resources, now tagged as the operator's own.
+    let cloud = env.cloud();
+    assert_eq!(
+        (
+            count(&cloud, "vpcs"),
+            count(&cloud, "subnets"),
+            count(&cloud, "securityGroups")
+        ),
+        (1, 1, 1),
+        "{cloud:#}"
+    );
+    for (kind, id) in [
+        ("vpcs", &hand.vpc),
+        ("subnets", &hand.v_switch),
+        ("securityGroups", &hand.group),
+    ] {
+        let r = by_id(&cloud, kind, id).expect("adopted resource");
+        assert_eq!(tag(r, "multicloud-ecs/uid"), Some(uid.as_str()), "{r:#}");
+        assert_eq!(tag(r, "tenantId"), Some("acme"));
+        assert_eq!(tag(r, "Owner"), Some("user-1"));
+        assert_eq!(tag(r, "createdBy"), Some("multicloud-ecs"));
+        assert_eq!(tag(r, "team"), Some("ml"), "tags of its own are kept");
+    }
+    let events = env.events_for(&ns, "adopted-net").await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("Adopted")),
+        "{events:?}"
+    );
+
+    // An instance in the adopted network: its VSwitch, the network's group plus its own.
+    env.create_instance(
+        "in-adopted",
+        "user-1",
+        json!({"networkRef": "adopted-net", "openPorts": [22]}),
+    )
+    .await;
+    let inst = env.wait_ready(&ns, "in-adopted").await;
+    let id = inst
+        .status
+        .as_ref()
+        .and_then(|s| s.instance_id.clone())
+        .expect("instance id");
+    let cloud = env.cloud();
+    let vm = by_id(&cloud, "instances", &id).expect("VM");
+    assert_eq!(vm["vpcId"], hand.vpc.as_str(), "{vm:#}");
+    assert_eq!(vm["subnetId"], hand.v_switch.as_str(), "{vm:#}");
+    assert!(
+        vm["securityGroupIds"]
+            .as_array()
+            .is_some_and(|g| g.iter().any(|g| g == hand.group.as_str())),
+        "{vm:#}"
+    );
+    assert_eq!(
+        (count(&cloud, "vpcs"), count(&cloud, "subnets")),
+        (1, 1),
+        "no network was created: {cloud:#}"
+    );
+
+    // Deleting both releases everything, the adopted network included (reclaimPolicy Delete).
+    env.instances()
+        .delete("in-adopted", &DeleteParams::default())
+        .await
+        .expect("delete instance");
+    env.networks_in(&ns)
+        .delete("adopted-net", &DeleteParams::default())
+        .await
+        .expect("delete network");
+    wait_for("EcsInstance and UserNetwork gone", WAIT, || async {
+        let inst = env.instances().get_opt("in-adopted").await.ok()?;
+        let net = env.networks_in(&ns).get_opt("adopted-net").await.ok()?;
+        (inst.is_none() && net.is_none()).then_some(())
+    })
+    .await;
+    env.wait_cloud("every resource released", |c| {
+        (c["counts"]["total"] == 0).then_some(())
+    })
+    .await;
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn adoption_of_another_tenants_network_is_refused_without_changes() {
+    let env = Env::start("adopt-net-refused").await;
+    let ns = env.ns.name.clone();
+    let theirs = hand_made_network(&env, &[("tenantId", "globex")]).await;
+    let owned = hand_made_network(
+        &env,
+        &[("tenantId", "acme"), ("multicloud-ecs/uid", "someone-else")],
+    )
+    .await;
+    let untagged = hand_made_network(&env, &[]).await;
+    let ours = hand_made_network(&env, &[("tenantId", "acme")]).await;
+    // Our VPC and group with another tenant's VSwitch (of another VPC).
+    let mixed = HandMadeNetwork {
+        vpc: ours.vpc.clone(),
+        v_switch: theirs.v_switch.clone(),
+        group: ours.group.clone(),
+    };
+    let before = network_tags(&env.cloud());
+    let total = env.cloud()["counts"]["total"].clone();
+    for (name, hand, why) in [
+        ("theirs", &theirs, "globex"),
+        ("owned", &owned, "another object"),
+        ("untagged", &untagged, "allowUntaggedAdoption"),
+        ("mixed", &mixed, "belongs to VPC"),
+    ] {
+        env.create(
+            &ns,
+            network_manifest(&env, name, "user-1", adopt_spec(hand)),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("create UserNetwork {name}: {e}"));
+        let net = wait_network(&env, name, "AdoptionRefused", |c| {
+            c.status == "False" && c.reason == "AdoptionRefused"
+        })
+        .await;
+        let ready = net
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .expect("Ready");
+        assert!(ready.message.contains(why), "{name}: {}", ready.message);
+        assert!(
+            net.status.as_ref().is_some_and(|s| s.vpc_id.is_none()),
+            "{name}: nothing recorded"
+        );
+        env.wait_warning(&ns, name, "AdoptionRefused").await;
+    }
+    // The refusal names the resource.
+    let theirs_msg = env
+        .networks_in(&ns)
+        .get("theirs")
+        .await
+        .expect("theirs")
+        .status
+        .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
+        .expect("Ready")
+        .message;
+    assert!(theirs_msg.contains(&theirs.vpc), "{theirs_msg}");
+    // A moment later, nothing changed on the cloud: same resources, same tags.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cloud = env.cloud();
+    assert_eq!(network_tags(&cloud), before);
+    assert_eq!(cloud["counts"]["total"], total);
+    // Deleting the refused networks releases nothing: none of it was theirs.
+    for name in ["theirs", "owned", "untagged", "mixed"] {
+        env.networks_in(&ns)
+            .delete(name, &DeleteParams::default())
+            .await
+            .expect("delete network");
+    }
+    wait_for("refused UserNetworks gone", WAIT, || async {
+        let left = env.networks_in(&ns).list(&Default::default()).await.ok()?;
+        left.items.is_empty().then_some(())
+    })
+    .await;
+    let cloud = env.cloud();
+    assert_eq!(network_tags(&cloud), before);
+    assert_eq!(cloud["counts"]["total"], total);
     env.finish().await;
 }

@@ -32,7 +32,9 @@ use super::DeletionPolicy;
     validation = Rule::new("self.provider == oldSelf.provider && self.region == oldSelf.region && self.userId == oldSelf.userId").message("provider, region and userId are immutable"),
     validation = Rule::new("has(self.tenantId) == has(oldSelf.tenantId) && (!has(self.tenantId) || self.tenantId == oldSelf.tenantId)").message("tenantId is immutable"),
     validation = Rule::new("has(self.zone) == has(oldSelf.zone) && (!has(self.zone) || self.zone == oldSelf.zone)").message("zone is immutable"),
-    validation = Rule::new("has(self.cidrBlock) == has(oldSelf.cidrBlock) && (!has(self.cidrBlock) || self.cidrBlock == oldSelf.cidrBlock)").message("cidrBlock is immutable")
+    validation = Rule::new("has(self.cidrBlock) == has(oldSelf.cidrBlock) && (!has(self.cidrBlock) || self.cidrBlock == oldSelf.cidrBlock)").message("cidrBlock is immutable"),
+    validation = Rule::new("has(self.adopt) == has(oldSelf.adopt) && (!has(self.adopt) || self.adopt == oldSelf.adopt)").message("adopt is immutable"),
+    validation = Rule::new("!has(self.adopt) || !has(self.cidrBlock)").message("cidrBlock cannot be set with adopt: the adopted VPC's block is the network's")
 )]
 pub struct UserNetworkSpec {
     /// Code of the CloudProvider (e.g. `ALIYUN`).
@@ -71,8 +73,24 @@ pub struct UserNetworkSpec {
     /// Delete (default) releases the cloud network when the object is deleted and no instance
     /// uses it; Orphan leaves it. An EcsInstance deleted with `deletionPolicy: Orphan` sets its
     /// silent network to Orphan: the VM it leaves behind keeps the VPC, VSwitch and group.
+    /// An adopted network (`adopt`) has the same default: once adopted its VPC, VSwitch and
+    /// group are managed like created ones, so Delete releases them too (and any VSwitch the
+    /// operator added for another zone); set Orphan to keep them (they keep the object's UID
+    /// tag, so no other object adopts them later by mistake).
     #[serde(default)]
     pub reclaim_policy: DeletionPolicy,
+    /// Take over an existing VPC, VSwitch (subnet) and security group instead of finding or
+    /// creating the user's network. Before any cloud write the operator checks that all three
+    /// exist in `provider`'s `region`, that the VSwitch and the group belong to the VPC (Tencent
+    /// Cloud's groups are regional and belong to no VPC), that the VSwitch is in `zone` if
+    /// set (its zone becomes the network's), and that each carries no other object's
+    /// `multicloud-ecs/uid` tag and is tagged `tenantId=<the namespace's tenant>` (or carries no
+    /// `tenantId` where the CloudProvider sets `allowUntaggedAdoption`). Otherwise `Ready=False`
+    /// with `AdoptionRefused`, naming the resource and why, and nothing is changed. Adopted
+    /// resources are tagged like created ones (UID, tenant, owner, namespace, role) and the
+    /// VPC's block becomes `status.cidrBlock`. Immutable; excludes `cidrBlock`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt: Option<super::adopt::NetworkAdoptSpec>,
 }
 
 /// Observed state of a UserNetwork.

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use mce_cloud::{
     AllocateEip, ChargeMode, CloudDriver, CloudError, CloudResult, CreateSecurityGroup,
     CreateSubnet, CreateVpc, Eip, EipFilter, EipStatus, ErrorClass, Instance, PortRule, Price,
-    PriceQuery, RunInstance, SecurityGroup, Subnet, Tags, Vpc, ZoneStock,
+    PriceQuery, ResourceKind, RunInstance, SecurityGroup, Subnet, Tags, Vpc, ZoneStock,
 };
 
 use crate::client::{PROVIDER, RpcClient};
@@ -455,6 +455,108 @@ impl CloudDriver for AliyunDriver {
         for p in untag_instance_params(instance_id, keys) {
             self.call_ok(Service::Ecs, region, "UntagResources", p)
                 .await?;
+        }
+        Ok(())
+    }
+
+    async fn describe_vpc(&self, region: &str, vpc_id: &str) -> CloudResult<Option<Vpc>> {
+        let p = Params::new().with("VpcId", vpc_id).with("PageSize", 1);
+        let r: model::DescribeVpcs = match self
+            .client
+            .call(Service::Vpc, region, "DescribeVpcs", p)
+            .await
+        {
+            Err(e) if e.is(ErrorClass::NotFound) => return Ok(None),
+            other => other?,
+        };
+        Ok(r.vpcs
+            .vpc
+            .into_iter()
+            .find(|v| v.vpc_id == vpc_id)
+            .map(|v| Vpc {
+                available: v.status == "Available",
+                tags: v.tags.to_tags(),
+                id: v.vpc_id,
+                cidr_block: v.cidr_block,
+            }))
+    }
+
+    async fn describe_subnet(&self, region: &str, subnet_id: &str) -> CloudResult<Option<Subnet>> {
+        let p = Params::new()
+            .with("VSwitchId", subnet_id)
+            .with("PageSize", 1);
+        let r: model::DescribeVSwitches = match self
+            .client
+            .call(Service::Vpc, region, "DescribeVSwitches", p)
+            .await
+        {
+            Err(e) if e.is(ErrorClass::NotFound) => return Ok(None),
+            other => other?,
+        };
+        Ok(r.vswitches
+            .vswitch
+            .into_iter()
+            .find(|v| v.vswitch_id == subnet_id)
+            .map(|v| Subnet {
+                available: v.status == "Available",
+                tags: v.tags.to_tags(),
+                id: v.vswitch_id,
+                vpc_id: v.vpc_id,
+                zone: v.zone_id,
+                cidr_block: v.cidr_block,
+            }))
+    }
+
+    async fn describe_security_group(
+        &self,
+        region: &str,
+        group_id: &str,
+    ) -> CloudResult<Option<SecurityGroup>> {
+        let mut p = Params::new();
+        p.json_array("SecurityGroupIds", &[group_id]);
+        let r: model::DescribeSecurityGroups = match self
+            .client
+            .call(Service::Ecs, region, "DescribeSecurityGroups", p)
+            .await
+        {
+            Err(e) if e.is(ErrorClass::NotFound) => return Ok(None),
+            other => other?,
+        };
+        Ok(r.security_groups
+            .security_group
+            .into_iter()
+            .find(|g| g.security_group_id == group_id)
+            .map(|g| SecurityGroup {
+                tags: g.tags.to_tags(),
+                id: g.security_group_id,
+                vpc_id: g.vpc_id,
+            }))
+    }
+
+    async fn tag_resource(
+        &self,
+        region: &str,
+        kind: ResourceKind,
+        id: &str,
+        tags: &Tags,
+    ) -> CloudResult<()> {
+        let (service, resource_type, action, _) = tag_api(kind);
+        for p in tag_resource_params(resource_type, id, tags) {
+            self.call_ok(service, region, action, p).await?;
+        }
+        Ok(())
+    }
+
+    async fn untag_resource(
+        &self,
+        region: &str,
+        kind: ResourceKind,
+        id: &str,
+        keys: &[String],
+    ) -> CloudResult<()> {
+        let (service, resource_type, _, action) = tag_api(kind);
+        for p in untag_resource_params(resource_type, id, keys) {
+            self.call_ok(service, region, action, p).await?;
         }
         Ok(())
     }

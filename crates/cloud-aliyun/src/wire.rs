@@ -3,11 +3,11 @@
 
 use mce_cloud::{
     BandwidthMode, ChargeMode, CloudError, Eip, EipStatus, ErrorClass, Instance, InstanceStatus,
-    Login, PortRule, PriceQuery, RunInstance, Tags, ZoneStock,
+    Login, PortRule, PriceQuery, ResourceKind, RunInstance, Tags, ZoneStock,
 };
 
 use crate::client::PROVIDER;
-use crate::{Params, TAG_BATCH, model};
+use crate::{Params, Service, TAG_BATCH, model};
 
 /// Alibaba Cloud wire name of a charge mode (`InstanceChargeType`).
 pub fn charge_type_wire(charge: ChargeMode) -> &'static str {
@@ -199,6 +199,33 @@ pub fn run_instance_params(req: &RunInstance) -> Params {
 
 /// TagResources parameters for one instance, in batches of at most [`TAG_BATCH`] tags.
 pub fn tag_instance_params(instance_id: &str, tags: &Tags) -> Vec<Params> {
+    tag_resource_params("instance", instance_id, tags)
+}
+
+/// UntagResources parameters for one instance, in batches of at most [`TAG_BATCH`] keys.
+/// Never sets `All`: an empty key list yields no call at all.
+pub fn untag_instance_params(instance_id: &str, keys: &[String]) -> Vec<Params> {
+    untag_resource_params("instance", instance_id, keys)
+}
+
+/// Where a network resource is tagged: the API, its `ResourceType`, and the action names
+/// (the VPC API spells its removal `UnTagResources`, the ECS API `UntagResources`).
+pub fn tag_api(kind: ResourceKind) -> (Service, &'static str, &'static str, &'static str) {
+    match kind {
+        ResourceKind::Vpc => (Service::Vpc, "VPC", "TagResources", "UnTagResources"),
+        ResourceKind::Subnet => (Service::Vpc, "VSWITCH", "TagResources", "UnTagResources"),
+        ResourceKind::SecurityGroup => (
+            Service::Ecs,
+            "securitygroup",
+            "TagResources",
+            "UntagResources",
+        ),
+    }
+}
+
+/// TagResources parameters for one resource of `resource_type`, in batches of at most
+/// [`TAG_BATCH`] tags.
+pub fn tag_resource_params(resource_type: &str, id: &str, tags: &Tags) -> Vec<Params> {
     let pairs: Vec<(&String, &String)> = tags.iter().collect();
     pairs
         .chunks(TAG_BATCH)
@@ -208,17 +235,17 @@ pub fn tag_instance_params(instance_id: &str, tags: &Tags) -> Vec<Params> {
                 .map(|(k, v)| ((*k).clone(), (*v).clone()))
                 .collect();
             let mut p = Params::new()
-                .with("ResourceType", "instance")
-                .with("ResourceId.1", instance_id);
+                .with("ResourceType", resource_type)
+                .with("ResourceId.1", id);
             p.tags(&batch);
             p
         })
         .collect()
 }
 
-/// UntagResources parameters for one instance, in batches of at most [`TAG_BATCH`] keys.
-/// Never sets `All`: an empty key list yields no call at all.
-pub fn untag_instance_params(instance_id: &str, keys: &[String]) -> Vec<Params> {
+/// Untag parameters for one resource of `resource_type`, in batches of at most
+/// [`TAG_BATCH`] keys. Never sets `All`: an empty key list yields no call at all.
+pub fn untag_resource_params(resource_type: &str, id: &str, keys: &[String]) -> Vec<Params> {
     let mut unique: Vec<&str> = Vec::with_capacity(keys.len());
     for k in keys {
         if !k.is_empty() && !unique.contains(&k.as_str()) {
@@ -229,8 +256,8 @@ pub fn untag_instance_params(instance_id: &str, keys: &[String]) -> Vec<Params> 
         .chunks(TAG_BATCH)
         .map(|chunk| {
             let mut p = Params::new()
-                .with("ResourceType", "instance")
-                .with("ResourceId.1", instance_id);
+                .with("ResourceType", resource_type)
+                .with("ResourceId.1", id);
             for (i, k) in chunk.iter().enumerate() {
                 p.set(format!("TagKey.{}", i + 1), k);
             }

@@ -13,7 +13,7 @@ use tokio::sync::OnceCell;
 use mce_cloud::{
     AllocateEip, CloudDriver, CloudError, CloudResult, CreateSecurityGroup, CreateSubnet,
     CreateVpc, Eip, EipFilter, EipStatus, ErrorClass, Instance, PortRule, Price, PriceQuery,
-    RunInstance, SecurityGroup, Subnet, Tags, Vpc, ZoneStock,
+    ResourceKind, RunInstance, SecurityGroup, Subnet, Tags, Vpc, ZoneStock,
 };
 
 use crate::client::{ApiClient, PROVIDER, Service};
@@ -187,6 +187,55 @@ impl TencentDriver {
         };
         let uin = self.uin(region).await?;
         Ok((instance_resource(region, uin, instance_id), instance.tags))
+    }
+
+    /// As [`Self::instance_resource_name`] for a network resource: the Tag API does not say
+    /// whether it exists, so the VPC API is asked first (NotFound as the trait promises).
+    async fn network_resource_name(
+        &self,
+        action: &str,
+        region: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> CloudResult<(String, Tags)> {
+        let tags = match kind {
+            ResourceKind::Vpc => self.describe_vpc(region, id).await?.map(|v| v.tags),
+            ResourceKind::Subnet => self.describe_subnet(region, id).await?.map(|s| s.tags),
+            ResourceKind::SecurityGroup => self
+                .describe_security_group(region, id)
+                .await?
+                .map(|g| g.tags),
+        };
+        let Some(tags) = tags else {
+            let code = match kind {
+                ResourceKind::Vpc => "InvalidVpcId.NotFound",
+                ResourceKind::Subnet => "InvalidSubnetId.NotFound",
+                ResourceKind::SecurityGroup => "InvalidSecurityGroupID.NotFound",
+            };
+            return Err(CloudError::new(
+                ErrorClass::NotFound,
+                PROVIDER,
+                action,
+                code,
+                format!("{kind} {id} not found"),
+            ));
+        };
+        let uin = self.uin(region).await?;
+        Ok((network_resource(kind, region, uin, id), tags))
+    }
+
+    /// One page of a describe by id; a `ResourceNotFound`-class answer is an empty one.
+    async fn describe_by_id<R: serde::de::DeserializeOwned>(
+        &self,
+        region: &str,
+        action: &str,
+        body: &Value,
+    ) -> CloudResult<Option<R>> {
+        match self.client.call(Service::Vpc, region, action, body).await {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.is(ErrorClass::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn tag_calls(&self, region: &str, action: &str, bodies: Vec<Value>) -> CloudResult<()> {
@@ -661,6 +710,107 @@ impl CloudDriver for TencentDriver {
         let (resource, _) = self
             .instance_resource_name(action, region, instance_id)
             .await?;
+        self.tag_calls(region, action, untag_resources_bodies(&resource, keys))
+            .await
+    }
+
+    async fn describe_vpc(&self, region: &str, vpc_id: &str) -> CloudResult<Option<Vpc>> {
+        let body = json!({"VpcIds": [vpc_id]});
+        let r: Option<model::DescribeVpcs> =
+            self.describe_by_id(region, "DescribeVpcs", &body).await?;
+        Ok(r.into_iter()
+            .flat_map(|r| r.vpc_set)
+            .find(|v| v.vpc_id == vpc_id)
+            .map(|v| Vpc {
+                available: true,
+                tags: model::to_tags(v.tag_set),
+                id: v.vpc_id,
+                cidr_block: v.cidr_block,
+            }))
+    }
+
+    async fn describe_subnet(&self, region: &str, subnet_id: &str) -> CloudResult<Option<Subnet>> {
+        let body = json!({"SubnetIds": [subnet_id]});
+        let r: Option<model::DescribeSubnets> = self
+            .describe_by_id(region, "DescribeSubnets", &body)
+            .await?;
+        Ok(r.into_iter()
+            .flat_map(|r| r.subnet_set)
+            .find(|s| s.subnet_id == subnet_id)
+            .map(|s| Subnet {
+                available: true,
+                tags: model::to_tags(s.tag_set),
+                id: s.subnet_id,
+                vpc_id: s.vpc_id,
+                zone: s.zone,
+                cidr_block: s.cidr_block,
+            }))
+    }
+
+    /// Regional on Tencent Cloud: the group found carries an empty `vpc_id`.
+    async fn describe_security_group(
+        &self,
+        region: &str,
+        group_id: &str,
+    ) -> CloudResult<Option<SecurityGroup>> {
+        let body = json!({"SecurityGroupIds": [group_id]});
+        let r: Option<model::DescribeSecurityGroups> = self
+            .describe_by_id(region, "DescribeSecurityGroups", &body)
+            .await?;
+        Ok(r.into_iter()
+            .flat_map(|r| r.security_group_set)
+            .find(|g| g.security_group_id == group_id)
+            .map(|g| SecurityGroup {
+                tags: model::to_tags(g.tag_set),
+                id: g.security_group_id,
+                vpc_id: String::new(),
+            }))
+    }
+
+    async fn tag_resource(
+        &self,
+        region: &str,
+        kind: ResourceKind,
+        id: &str,
+        tags: &Tags,
+    ) -> CloudResult<()> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let action = "TagResources";
+        let (resource, current) = self.network_resource_name(action, region, kind, id).await?;
+        // As for instances: refuse a change past the per-resource limit before any call.
+        let limit = crate::PROFILE.limits.tags_per_resource;
+        let after = current
+            .keys()
+            .chain(tags.keys())
+            .collect::<BTreeSet<_>>()
+            .len();
+        if after > limit {
+            return Err(CloudError::new(
+                ErrorClass::QuotaExceeded,
+                PROVIDER,
+                action,
+                "LimitExceeded.ResourceAttachedTags",
+                format!("{kind} {id} would carry {after} tags, more than {limit}"),
+            ));
+        }
+        self.tag_calls(region, action, tag_resources_bodies(&resource, tags))
+            .await
+    }
+
+    async fn untag_resource(
+        &self,
+        region: &str,
+        kind: ResourceKind,
+        id: &str,
+        keys: &[String],
+    ) -> CloudResult<()> {
+        if keys.iter().all(String::is_empty) {
+            return Ok(());
+        }
+        let action = "UnTagResources";
+        let (resource, _) = self.network_resource_name(action, region, kind, id).await?;
         self.tag_calls(region, action, untag_resources_bodies(&resource, keys))
             .await
     }

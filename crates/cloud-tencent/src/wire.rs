@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use mce_cloud::{
     BandwidthMode, ChargeMode, CloudError, Eip, EipStatus, ErrorClass, Instance, InstanceStatus,
-    Login, PortRule, PriceQuery, RunInstance, Tags, ZoneStock,
+    Login, PortRule, PriceQuery, ResourceKind, RunInstance, Tags, ZoneStock,
 };
 
 use crate::client::PROVIDER;
@@ -494,6 +494,17 @@ pub fn delete_policies_body(group_id: &str, version: &str, indexes: &[i64]) -> V
 /// The Tag API's six-segment name of a CVM instance.
 pub fn instance_resource(region: &str, account_uin: &str, instance_id: &str) -> String {
     format!("qcs::cvm:{region}:uin/{account_uin}:instance/{instance_id}")
+}
+
+/// The Tag API's six-segment name of a network resource: VPCs and subnets are `vpc`
+/// resources, security groups `cvm` ones (`qcs::cvm:<region>:uin/<uin>:sg/<id>`).
+pub fn network_resource(kind: ResourceKind, region: &str, account_uin: &str, id: &str) -> String {
+    let (service, prefix) = match kind {
+        ResourceKind::Vpc => ("vpc", "vpc"),
+        ResourceKind::Subnet => ("vpc", "subnet"),
+        ResourceKind::SecurityGroup => ("cvm", "sg"),
+    };
+    format!("qcs::{service}:{region}:uin/{account_uin}:{prefix}/{id}")
 }
 
 /// TagResources bodies, at most [`TAG_BATCH`] tags each (same key: the value is replaced).

@@ -392,6 +392,74 @@ pub trait CloudDriver: Send + Sync {
     /// Adds tags to a live instance, overwriting the values of keys it already has. Empty
     /// `tags` is a no-op. Fails NotFound for an unknown instance, QuotaExceeded past the
     /// provider's tag limit per resource.
+    /// The VPC `vpc_id` in `region`, with its tags; `None` when the region has no such VPC.
+    /// Default: unsupported (InvalidParameter `Unsupported`).
+    async fn describe_vpc(&self, region: &str, vpc_id: &str) -> CloudResult<Option<Vpc>> {
+        let _ = region;
+        Err(unsupported(
+            self.provider(),
+            "DescribeVpc",
+            format!("describing VPC {vpc_id} by id is not supported"),
+        ))
+    }
+    /// The subnet `subnet_id` in `region`, with its tags, zone and VPC; `None` when the region
+    /// has no such subnet. Default: unsupported.
+    async fn describe_subnet(&self, region: &str, subnet_id: &str) -> CloudResult<Option<Subnet>> {
+        let _ = region;
+        Err(unsupported(
+            self.provider(),
+            "DescribeSubnet",
+            format!("describing subnet {subnet_id} by id is not supported"),
+        ))
+    }
+    /// The security group `group_id` in `region`, with its tags and VPC (empty on clouds whose
+    /// groups are regional, e.g. Tencent); `None` when the region has no such group. Default:
+    /// unsupported.
+    async fn describe_security_group(
+        &self,
+        region: &str,
+        group_id: &str,
+    ) -> CloudResult<Option<SecurityGroup>> {
+        let _ = region;
+        Err(unsupported(
+            self.provider(),
+            "DescribeSecurityGroup",
+            format!("describing security group {group_id} by id is not supported"),
+        ))
+    }
+    /// Adds tags to a live network resource, overwriting the values of keys it already has,
+    /// as [`CloudDriver::tag_instance`] does for instances. Empty `tags` is a no-op. Fails
+    /// NotFound for an unknown resource. Default: unsupported.
+    async fn tag_resource(
+        &self,
+        region: &str,
+        kind: ResourceKind,
+        id: &str,
+        tags: &Tags,
+    ) -> CloudResult<()> {
+        let _ = (region, tags);
+        Err(unsupported(
+            self.provider(),
+            "TagResources",
+            format!("tagging {} {id} is not supported", kind.as_str()),
+        ))
+    }
+    /// Removes tags from a live network resource by key; keys it does not have are ignored.
+    /// Empty `keys` is a no-op. Fails NotFound for an unknown resource. Default: unsupported.
+    async fn untag_resource(
+        &self,
+        region: &str,
+        kind: ResourceKind,
+        id: &str,
+        keys: &[String],
+    ) -> CloudResult<()> {
+        let _ = (region, keys);
+        Err(unsupported(
+            self.provider(),
+            "UntagResources",
+            format!("untagging {} {id} is not supported", kind.as_str()),
+        ))
+    }
     async fn tag_instance(&self, region: &str, instance_id: &str, tags: &Tags) -> CloudResult<()>;
     /// Removes tags from a live instance by key; keys it does not have are ignored. Empty
     /// `keys` is a no-op. Fails NotFound for an unknown instance.
@@ -448,6 +516,44 @@ pub trait CloudDriver: Send + Sync {
             format!("stock of {instance_type} cannot be queried"),
         ))
     }
+}
+
+/// A network resource kind, for the calls that take any of them by id
+/// ([`CloudDriver::tag_resource`], [`CloudDriver::untag_resource`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ResourceKind {
+    Vpc,
+    /// A subnet (Alibaba: VSwitch).
+    Subnet,
+    SecurityGroup,
+}
+
+impl ResourceKind {
+    /// A provider-neutral name, for messages.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Vpc => "VPC",
+            Self::Subnet => "subnet",
+            Self::SecurityGroup => "security group",
+        }
+    }
+}
+
+impl fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The answer of a driver without an optional call: InvalidParameter `Unsupported`.
+fn unsupported(provider: &'static str, action: &str, message: String) -> CloudError {
+    CloudError::new(
+        ErrorClass::InvalidParameter,
+        provider,
+        action,
+        "Unsupported",
+        message,
+    )
 }
 
 /// Stock of one instance type in one zone.

@@ -1316,3 +1316,143 @@ pub async fn stock_and_prices_for_placement(p: &Provider) {
         .expect_err("an unpriced type without a default price");
     assert_eq!(err.class, ErrorClass::InvalidParameter, "{err}");
 }
+
+/// Network resources by id (what UserNetwork adoption reads and writes): a VPC, subnet and
+/// group are described by id with their tags, zone and VPC (none for regional groups), tagged
+/// and untagged one kind at a time, and an unknown id is absent (describe) or NotFound (tag).
+/// Registered by each provider's `tests/conformance.rs`.
+pub async fn network_resources_by_id_are_described_and_tagged(p: &Provider) {
+    use mce_cloud::ResourceKind;
+    let emu = emulator().await;
+    let d = p.driver(&emu);
+    let owner = tags(&[("tenantId", "acme")]);
+    let net = network(p, &*d, &owner, "adopt-by-id").await;
+    let vpc = d
+        .describe_vpc(p.region, &net.vpc)
+        .await
+        .expect("describe vpc")
+        .expect("the VPC");
+    assert_eq!((vpc.id.as_str(), &vpc.tags), (net.vpc.as_str(), &owner));
+    assert_eq!(vpc.cidr_block, "172.16.0.0/12");
+    let subnet = d
+        .describe_subnet(p.region, &net.subnet)
+        .await
+        .expect("describe subnet")
+        .expect("the subnet");
+    assert_eq!(
+        (subnet.vpc_id.as_str(), subnet.zone.as_str(), &subnet.tags),
+        (net.vpc.as_str(), p.zone, &owner)
+    );
+    let group = d
+        .describe_security_group(p.region, &net.group)
+        .await
+        .expect("describe group")
+        .expect("the group");
+    let group_vpc = if p.regional_security_groups {
+        ""
+    } else {
+        net.vpc.as_str()
+    };
+    assert_eq!((group.vpc_id.as_str(), &group.tags), (group_vpc, &owner));
+
+    // Unknown ids (of the provider's shape) are absent, not errors.
+    let unknown_vpc = format!("{}-00000000", net.vpc.split('-').next().unwrap_or("vpc"));
+    assert_eq!(
+        d.describe_vpc(p.region, &unknown_vpc).await.expect("vpc"),
+        None
+    );
+    assert_eq!(
+        d.describe_subnet(p.region, p.unknown.subnet)
+            .await
+            .expect("subnet"),
+        None
+    );
+    assert_eq!(
+        d.describe_security_group(p.region, p.unknown.security_group)
+            .await
+            .expect("group"),
+        None
+    );
+
+    // Tag and untag each kind; only that resource changes.
+    let added = tags(&[("multicloud-ecs/uid", "u-1"), ("stage", "adopted")]);
+    let kinds = [
+        (ResourceKind::Vpc, net.vpc.clone()),
+        (ResourceKind::Subnet, net.subnet.clone()),
+        (ResourceKind::SecurityGroup, net.group.clone()),
+    ];
+    for (kind, id) in &kinds {
+        d.tag_resource(p.region, *kind, id, &added)
+            .await
+            .unwrap_or_else(|e| panic!("tag {kind} {id}: {e}"));
+    }
+    let mut both = owner.clone();
+    both.extend(added.clone());
+    let now = (
+        d.describe_vpc(p.region, &net.vpc).await.expect("vpc"),
+        d.describe_subnet(p.region, &net.subnet)
+            .await
+            .expect("subnet"),
+        d.describe_security_group(p.region, &net.group)
+            .await
+            .expect("group"),
+    );
+    assert_eq!(now.0.map(|v| v.tags).as_ref(), Some(&both));
+    assert_eq!(now.1.map(|s| s.tags).as_ref(), Some(&both));
+    assert_eq!(now.2.map(|g| g.tags).as_ref(), Some(&both));
+    // Found by the new tag too (what the reconciler does after adopting).
+    let by_tag = d
+        .find_vpcs(p.region, &tags(&[("stage", "adopted")]))
+        .await
+        .expect("find vpcs");
+    assert_eq!(
+        by_tag.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(),
+        [net.vpc.as_str()]
+    );
+    let keys = vec!["stage".to_string(), "absent".to_string()];
+    d.untag_resource(p.region, ResourceKind::Subnet, &net.subnet, &keys)
+        .await
+        .expect("untag subnet");
+    let subnet = d
+        .describe_subnet(p.region, &net.subnet)
+        .await
+        .expect("subnet")
+        .expect("the subnet");
+    assert!(!subnet.tags.contains_key("stage"), "{:?}", subnet.tags);
+    assert_eq!(
+        subnet.tags.get("multicloud-ecs/uid").map(String::as_str),
+        Some("u-1")
+    );
+    let group = d
+        .describe_security_group(p.region, &net.group)
+        .await
+        .expect("group")
+        .expect("the group");
+    assert_eq!(
+        group.tags, both,
+        "untagging the subnet left the group alone"
+    );
+    for (kind, id) in &kinds {
+        d.untag_resource(p.region, *kind, id, &[])
+            .await
+            .unwrap_or_else(|e| panic!("an empty untag of {kind} {id} is a no-op: {e}"));
+    }
+
+    // Unknown resources: NotFound, nothing tagged.
+    let err = d
+        .tag_resource(p.region, ResourceKind::Vpc, &unknown_vpc, &added)
+        .await
+        .expect_err("unknown VPC");
+    assert_eq!(err.class, ErrorClass::NotFound, "{err}");
+    let err = d
+        .tag_resource(
+            p.region,
+            ResourceKind::SecurityGroup,
+            p.unknown.security_group,
+            &added,
+        )
+        .await
+        .expect_err("unknown group");
+    assert_eq!(err.class, ErrorClass::NotFound, "{err}");
+    teardown(p, &emu, &*d, &[], &net, &[]).await;
+}

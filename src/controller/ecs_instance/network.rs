@@ -131,6 +131,7 @@ pub fn silent_network(inst: &EcsInstance, resolved: &Resolved) -> UserNetwork {
             cidr_block: None,
             tags: Default::default(),
             reclaim_policy: DeletionPolicy::Delete,
+            adopt: None,
         },
         status: None,
     }

@@ -258,6 +258,7 @@ mod tests {
                 cidr_block: None,
                 tags: Default::default(),
                 reclaim_policy: DeletionPolicy::Delete,
+                adopt: None,
             },
         );
         let id = |v: &str| ids.then(|| v.to_string());

@@ -36,6 +36,16 @@ pub fn network_tags(tenant: &str, user: &str) -> Tags {
     t
 }
 
+/// Every tag the network's resources carry (created or adopted): the user's tags, tenancy and
+/// UID, the network key and role, and the namespace.
+pub fn owned_tags(net: &UserNetwork, tenant: &str) -> Tags {
+    let uid = net.uid().unwrap_or_default();
+    let mut t = tenancy::resource_tags(&net.spec.tags, tenant, &net.spec.user_id, &uid);
+    t.extend(network_tags(tenant, &net.spec.user_id));
+    t.insert(tags::NAMESPACE.into(), net.namespace().unwrap_or_default());
+    t
+}
+
 /// Records a newly known id in status right away.
 async fn persist(
     sink: &dyn StatusSink<UserNetworkStatus>,
@@ -118,12 +128,10 @@ pub async fn ensure(
     let cidr = status.cidr_block.clone().unwrap_or_default();
     let key = network_tags(&r.tenant, &net.spec.user_id);
     let namespace = net.namespace().unwrap_or_default();
-    let create_tags: Tags = {
-        let mut t = tenancy::resource_tags(&net.spec.tags, &r.tenant, &net.spec.user_id, &uid);
-        t.extend(key.clone());
-        t.insert(tags::NAMESPACE.into(), namespace.clone());
-        t
-    };
+    let create_tags = owned_tags(net, &r.tenant);
+    // An adopted network (`spec.adopt`) finds its VPC, VSwitch and group by the tags adoption
+    // put on them and never creates them (while those tags are not visible yet, the pass waits).
+    let adopted = net.spec.adopt.is_some();
     let region = r.region.as_str();
 
     // VPC: a userId names a user within one namespace, so only a VPC of this namespace is
@@ -144,6 +152,10 @@ pub async fn ensure(
         Some(v) => {
             found.push("vpc".into());
             v.clone()
+        }
+        None if adopted => {
+            info!("the adopted VPC does not show its tags yet");
+            return Ok(false);
         }
         None => {
             if !may_create(r, sink, status, "vpc").await? {
@@ -187,21 +199,44 @@ pub async fn ensure(
 
     // Subnets: one in the network's zone, one in each other zone its instances need.
     let mut subnets = driver.find_subnets(region, &vpc.id, &key).await?;
+    // In an adopted VPC other subnets may exist that are not the network's: a new block
+    // must avoid them all.
+    let foreign: Vec<ipnet::Ipv4Net> = if adopted {
+        driver
+            .find_subnets(region, &vpc.id, &Tags::new())
+            .await?
+            .iter()
+            .filter(|s| s.vpc_id == vpc.id)
+            .filter_map(|s| s.cidr_block.parse().ok())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let block: ipnet::Ipv4Net = vpc
         .cidr_block
         .parse()
         .map_err(|_| Error::Waiting(format!("VPC CIDR {} is not IPv4", vpc.cidr_block)))?;
     let mut ids = std::collections::BTreeMap::new();
     for zone in std::iter::once(&r.zone).chain(&r.extra_zones) {
-        let id = match subnets.iter().find(|s| &s.zone == zone) {
+        let known = status.v_switch_ids.get(zone);
+        let id = match subnets
+            .iter()
+            .find(|s| &s.zone == zone && Some(&s.id) == known)
+            .or_else(|| subnets.iter().find(|s| &s.zone == zone))
+        {
             Some(s) => {
                 found.push(format!("subnet/{zone}"));
                 s.id.clone()
+            }
+            None if adopted && zone == &r.zone => {
+                info!("the adopted VSwitch does not show its tags yet");
+                return Ok(false);
             }
             None => {
                 let taken: Vec<ipnet::Ipv4Net> = subnets
                     .iter()
                     .filter_map(|s| s.cidr_block.parse().ok())
+                    .chain(foreign.iter().copied())
                     .collect();
                 let cidr = plan::subnet_block(&block, &taken).ok_or_else(|| {
                     Error::Waiting(format!("VPC {} has no room for a subnet in {zone}", vpc.id))
@@ -247,10 +282,18 @@ pub async fn ensure(
 
     // Security group shared by the user's instances (ports live on per-instance groups).
     let groups = driver.find_security_groups(region, &vpc.id, &key).await?;
-    let group_id = match groups.first() {
+    let group_id = match groups
+        .iter()
+        .find(|g| Some(&g.id) == status.security_group_id.as_ref())
+        .or_else(|| groups.first())
+    {
         Some(g) => {
             found.push("securityGroup".into());
             g.id.clone()
+        }
+        None if adopted => {
+            info!("the adopted security group does not show its tags yet");
+            return Ok(false);
         }
         None => {
             if !may_create(r, sink, status, "securityGroup").await? {

@@ -1,6 +1,7 @@
 //! UserNetwork reconciler: ensures the user's VPC, subnet and security group ([`ensure()`]) and
 //! releases them when the network is deleted and no instance uses it.
 
+mod adopt;
 mod ensure;
 
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use tracing::{info, instrument};
 use super::context::Context;
 use super::error::{Error, Result};
 use super::finalizer::{self, Phase};
-use super::status::{ObjectSink, Progress, StatusSink, warn_new_failures};
+use super::status::{EventSink, ObjectSink, Progress, StatusSink, warn_new_failures};
 use super::tenancy::{self, TenancyError};
 use super::{jittered, mapping, network_name_of, plan};
 use crate::api::conditions;
@@ -23,7 +24,8 @@ use crate::api::{
 };
 use crate::scheduler;
 
-pub use ensure::{NetworkInputs, ensure, network_tags, release};
+pub use adopt::{Adopter, Adoption, Decision, Observed, decide};
+pub use ensure::{NetworkInputs, ensure, network_tags, owned_tags, release};
 
 /// Requeue while a VPC is still being provisioned by the cloud.
 const PROVISIONING_REQUEUE: Duration = Duration::from_secs(1);
@@ -195,6 +197,45 @@ async fn apply(net: &UserNetwork, ctx: &Context) -> Result<Action> {
     };
     if let Err(e) = mapping::check_tags(profile, net.spec.tags.keys()) {
         return refuse(net, ctx, &sink, progress, e.reason(), e.to_string()).await;
+    }
+    // Adoption: verified (read only) and tagged before anything else touches the cloud; the
+    // adopted resources are then found by their tags like created ones.
+    if let Some(spec) = &net.spec.adopt {
+        let who = Adopter {
+            provider: &provider.spec.code,
+            region: &placement.region,
+            zone: net.spec.zone.as_deref(),
+            tenant: &tenant,
+            uid: &uid,
+            allow_untagged: provider.spec.allow_untagged_adoption,
+        };
+        let want = owned_tags(net, &tenant);
+        match adopt::adopt(spec, &who, &want, driver.as_ref(), &mut progress, &sink).await {
+            Ok(Adoption::Adopted { tagged }) => {
+                if tagged {
+                    sink.publish(
+                        false,
+                        Reason::Adopted,
+                        format!(
+                            "VPC {}, VSwitch {} and security group {} adopted",
+                            spec.vpc_id, spec.v_switch_id, spec.security_group_id
+                        ),
+                        "Adopt",
+                    )
+                    .await;
+                }
+            }
+            Ok(Adoption::Refused(why)) => {
+                let message = format!("the network cannot be adopted: {why}");
+                return refuse(net, ctx, &sink, progress, Reason::AdoptionRefused, message).await;
+            }
+            Err(e) => {
+                let reason = plan::network_failure_reason(&e);
+                progress.step(conditions::READY, false, reason, e.to_string());
+                conclude(net, &sink, progress, Some("AdoptNetwork")).await?;
+                return Err(e);
+            }
+        }
     }
     let needs_cidr = progress.status.cidr_block.is_none() && net.spec.cidr_block.is_none();
     let inputs = NetworkInputs {

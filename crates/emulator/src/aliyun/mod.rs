@@ -434,9 +434,12 @@ fn dispatch(state: &EmulatorState, version: &str, action: &str, p: &Params) -> A
             state.with_model_mut(|m| m.delete_instances(&region, &ids, p.flag("Force"), now))?;
             Ok(json!({}))
         }
-        (ECS_VERSION | VPC_VERSION, "TagResources" | "UntagResources") => {
+        // The VPC API spells the removal `UnTagResources`; `UntagResources` is kept there too,
+        // as earlier clients of the emulator sent it.
+        (ECS_VERSION, "TagResources" | "UntagResources")
+        | (VPC_VERSION, "TagResources" | "UntagResources" | "UnTagResources") => {
             let region = p.region()?;
-            let kind = resource_kind(p.req("ResourceType")?)?;
+            let kind = resource_kind(version, p.req("ResourceType")?)?;
             let ids = p.indexed("ResourceId");
             if ids.is_empty() {
                 return Err(ApiError::missing("ResourceId.N"));
@@ -479,14 +482,17 @@ fn dispatch(state: &EmulatorState, version: &str, action: &str, p: &Params) -> A
 
 // ---- Shapes shared by the ECS and VPC actions ----
 
-/// `ResourceType` of TagResources / UntagResources (ECS lower case, VPC upper case).
-fn resource_kind(value: &str) -> ApiResult<Kind> {
+/// `ResourceType` of TagResources / UntagResources (ECS lower case, VPC upper case; both
+/// case-insensitive). Each API tags its own resources: ECS instances and security groups, VPC
+/// VPCs, VSwitches and EIPs.
+fn resource_kind(version: &str, value: &str) -> ApiResult<Kind> {
+    let ecs = version == ECS_VERSION;
     match value.to_ascii_lowercase().as_str() {
-        "instance" => Ok(Kind::Instance),
-        "securitygroup" => Ok(Kind::SecurityGroup),
-        "vpc" => Ok(Kind::Vpc),
-        "vswitch" => Ok(Kind::Subnet),
-        "eip" => Ok(Kind::Eip),
+        "instance" if ecs => Ok(Kind::Instance),
+        "securitygroup" if ecs => Ok(Kind::SecurityGroup),
+        "vpc" if !ecs => Ok(Kind::Vpc),
+        "vswitch" if !ecs => Ok(Kind::Subnet),
+        "eip" if !ecs => Ok(Kind::Eip),
         _ => Err(ApiError::new(
             400,
             "InvalidResourceType.NotFound",

@@ -154,6 +154,16 @@ impl Model {
             .saturating_sub(u64::from(subnet.next_host))
     }
 
+    /// Keeps `hosts` more addresses of a subnet from instances (clouds differ in how many they
+    /// reserve: the model keeps four, AWS five), before any instance is placed in it.
+    pub fn reserve_subnet_hosts(&mut self, region: &str, id: &str, hosts: u32) -> ModelResult<()> {
+        self.get_subnet(id, region)?;
+        if let Some(s) = self.subnets.get_mut(id) {
+            s.next_host += hosts;
+        }
+        Ok(())
+    }
+
     pub(super) fn allocate_private_ip(&mut self, subnet_id: &str) -> ModelResult<Ipv4Addr> {
         let subnet = self
             .subnets
