@@ -2,8 +2,10 @@
 //!
 //! It serves, on one loopback port, the Alibaba Cloud ECS (2014-05-26) and VPC (2016-04-28) RPC
 //! APIs (ACS3-HMAC-SHA256 and V2 HMAC-SHA1 signatures, [`aliyun`]) and the Tencent Cloud API 3.0
-//! CVM, VPC (2017-03-12), Tag and STS (2018-08-13) APIs (TC3-HMAC-SHA256, [`tencent`]), routed by
-//! signature scheme, and keeps every resource in memory ([`model`]). The model is
+//! CVM, VPC (2017-03-12), Tag and STS (2018-08-13) APIs (TC3-HMAC-SHA256, [`tencent`]) and the
+//! AWS EC2 Query API (2016-11-15) with the Price List Query API's `GetProducts` (AWS Signature
+//! Version 4, [`aws`]), routed by signature scheme, and keeps every resource in memory
+//! ([`model`]). The model is
 //! provider-neutral; each front end works in its own realm of it, so one cloud's clients never
 //! see the other's resources.
 //!
@@ -28,6 +30,7 @@
 //! ```
 
 pub mod aliyun;
+pub mod aws;
 pub mod model;
 pub mod policy;
 pub mod tencent;
@@ -100,7 +103,7 @@ pub struct EmulatorArgs {
     /// Time an asynchronous task (Tencent EIP calls) takes, in milliseconds.
     #[arg(long, default_value_t = 300)]
     pub task_delay_ms: u64,
-    /// A RAM or CAM policy document attached to an access key, repeatable: `KEY=PATH` (as
+    /// A RAM, CAM or IAM policy document attached to an access key, repeatable: `KEY=PATH` (as
     /// `PUT /_emulator/policies/KEY` does; a key without a policy may call everything).
     #[arg(long = "policy-file")]
     pub policy_files: Vec<String>,
@@ -304,6 +307,8 @@ pub struct EmulatorState {
     max_clock_skew: Duration,
     /// The Tencent front end's own state (always locked after the model).
     tencent: Mutex<tencent::FrontState>,
+    /// The AWS front end's own state (always locked after the model).
+    aws: Mutex<aws::FrontState>,
     task_delay: Duration,
 }
 
@@ -327,8 +332,14 @@ impl EmulatorState {
             log: Mutex::new(VecDeque::new()),
             max_clock_skew: config.max_clock_skew,
             tencent: Mutex::new(tencent::FrontState::default()),
+            aws: Mutex::new(aws::FrontState::default()),
             task_delay: config.task_delay,
         }
+    }
+
+    /// The AWS front end's state; lock the model first when holding both.
+    pub(crate) fn aws(&self) -> MutexGuard<'_, aws::FrontState> {
+        self.aws.lock()
     }
 
     /// The Tencent front end's state; lock the model first when holding both.
@@ -452,6 +463,7 @@ impl EmulatorState {
             model::Kind::Instance => {
                 m.delete_instances(&region, &[id.to_string()], true, Instant::now())?;
                 self.tencent.lock().forget_instance(id);
+                self.aws.lock().forget_instance(id);
             }
             model::Kind::Eip => m.release_eip(&region, id)?,
             model::Kind::SecurityGroup => m.delete_security_group(&region, id)?,
@@ -534,9 +546,15 @@ impl EmulatorState {
         self.model.write().prices = prices;
     }
 
-    /// Every resource held, with counts.
+    /// Every resource held, with counts; `aws` lists the AWS front end's own resources
+    /// (internet gateways, key pairs).
     pub fn resources(&self) -> serde_json::Value {
-        self.model.read().snapshot(Instant::now())
+        let model = self.model.read();
+        let mut snapshot = model.snapshot(Instant::now());
+        if let Some(obj) = snapshot.as_object_mut() {
+            obj.insert("aws".into(), self.aws.lock().snapshot());
+        }
+        snapshot
     }
 
     /// Number of resources held (VPCs, subnets, security groups, instances, EIPs).
@@ -554,6 +572,7 @@ impl EmulatorState {
         let mut model = self.model.write();
         model.reset();
         *self.tencent.lock() = tencent::FrontState::default();
+        *self.aws.lock() = aws::FrontState::default();
         drop(model);
         self.set_faults(self.initial_faults.clone());
         *self.calls.lock() = CallStats::default();
@@ -635,7 +654,8 @@ pub fn router(state: Arc<EmulatorState>) -> Router {
         .with_state(state)
 }
 
-/// Routes a cloud call by its signature scheme: TC3 (Tencent Cloud) or else Alibaba Cloud.
+/// Routes a cloud call by its signature scheme: TC3 (Tencent Cloud), AWS4-HMAC-SHA256 (AWS) or
+/// else Alibaba Cloud.
 async fn cloud_call(
     state: State<Arc<EmulatorState>>,
     method: Method,
@@ -645,6 +665,8 @@ async fn cloud_call(
 ) -> Response {
     if tencent::is_tencent_request(&headers) {
         tencent::handle(state, method, uri, headers, body).await
+    } else if aws::is_aws_request(&headers) {
+        aws::handle(state, method, uri, headers, body).await
     } else {
         aliyun::handle(state, method, uri, headers, body).await
     }

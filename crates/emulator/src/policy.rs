@@ -28,6 +28,8 @@ pub enum Grammar {
     Ram,
     /// Tencent Cloud CAM.
     Cam,
+    /// AWS IAM (identity-based policies, EC2 and Price List actions).
+    Iam,
 }
 
 /// Why a policy document was refused.
@@ -55,6 +57,8 @@ struct Statement {
     actions: Vec<String>,
     resources: Vec<String>,
     conditions: Vec<Condition>,
+    /// IAM conditions (IAM statements only).
+    iam: Vec<IamCondition>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,12 +128,15 @@ impl Policy {
             .as_object()
             .ok_or_else(|| invalid("expected a JSON object"))?;
         let (grammar, statements) = match (obj.get("Statement"), obj.get("statement")) {
-            (Some(s), None) => {
-                if obj.get("Version").and_then(Value::as_str) != Some("1") {
-                    return Err(invalid("a RAM policy has \"Version\": \"1\""));
+            (Some(s), None) => match obj.get("Version").and_then(Value::as_str) {
+                Some("1") => (Grammar::Ram, s),
+                Some("2012-10-17" | "2008-10-17") => (Grammar::Iam, s),
+                _ => {
+                    return Err(invalid(
+                        "a RAM policy has \"Version\": \"1\", an IAM policy \"2012-10-17\"",
+                    ));
                 }
-                (Grammar::Ram, s)
-            }
+            },
             (None, Some(s)) => {
                 if obj.get("version").and_then(Value::as_str) != Some("2.0") {
                     return Err(invalid("a CAM policy has \"version\": \"2.0\""));
@@ -142,9 +149,16 @@ impl Policy {
                 ));
             }
         };
-        let statements = statements
-            .as_array()
-            .ok_or_else(|| invalid("the statements must be a list"))?
+        // IAM also takes a single statement object.
+        let single = [statements.clone()];
+        let list = match statements {
+            Value::Object(_) if grammar == Grammar::Iam => &single[..],
+            other => other
+                .as_array()
+                .ok_or_else(|| invalid("the statements must be a list"))?
+                .as_slice(),
+        };
+        let statements = list
             .iter()
             .enumerate()
             .map(|(i, s)| {
@@ -196,11 +210,12 @@ fn parse_statement(grammar: Grammar, value: &Value) -> Result<Statement, PolicyE
         .as_object()
         .ok_or_else(|| invalid("expected an object"))?;
     let (effect, action, resource, condition) = match grammar {
-        Grammar::Ram => ("Effect", "Action", "Resource", "Condition"),
+        Grammar::Ram | Grammar::Iam => ("Effect", "Action", "Resource", "Condition"),
         Grammar::Cam => ("effect", "action", "resource", "condition"),
     };
     for key in obj.keys() {
-        if ![effect, action, resource, condition].contains(&key.as_str()) {
+        let sid = grammar == Grammar::Iam && key == "Sid";
+        if !sid && ![effect, action, resource, condition].contains(&key.as_str()) {
             return Err(invalid(format!("unsupported element {key:?}")));
         }
     }
@@ -222,15 +237,17 @@ fn parse_statement(grammar: Grammar, value: &Value) -> Result<Statement, PolicyE
         field(obj, resource).ok_or_else(|| invalid(format!("{resource} is required")))?,
         resource,
     )?;
-    let conditions = match field(obj, condition) {
-        None => Vec::new(),
-        Some(c) => parse_conditions(grammar, c)?,
+    let (conditions, iam) = match (field(obj, condition), grammar) {
+        (None, _) => (Vec::new(), Vec::new()),
+        (Some(c), Grammar::Iam) => (Vec::new(), parse_iam_conditions(c)?),
+        (Some(c), _) => (parse_conditions(grammar, c)?, Vec::new()),
     };
     Ok(Statement {
         allow,
         actions: actions.iter().map(|a| a.to_ascii_lowercase()).collect(),
         resources,
         conditions,
+        iam,
     })
 }
 
@@ -248,6 +265,7 @@ fn parse_conditions(grammar: Grammar, value: &Value) -> Result<Vec<Condition>, P
             out.push(match grammar {
                 Grammar::Ram => ram_condition(op, key, values)?,
                 Grammar::Cam => cam_condition(op, key, values)?,
+                Grammar::Iam => return Err(invalid("IAM conditions are parsed apart")),
             });
         }
     }
@@ -301,7 +319,7 @@ fn cam_condition(op: &str, key: &str, values: Vec<String>) -> Result<Condition, 
 }
 
 /// `*` any run of characters, `?` one character.
-fn glob(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
     while ti < t.len() {
@@ -364,6 +382,12 @@ impl Call {
                 self.service(),
                 self.region,
                 crate::tencent::ACCOUNT_UIN
+            ),
+            Grammar::Iam => format!(
+                "arn:aws:{}:{}:{}:{kind}/{id}",
+                self.service(),
+                self.region,
+                crate::aws::ACCOUNT_ID
             ),
         };
         let mut arns: Vec<String> = self
@@ -474,7 +498,9 @@ pub fn aliyun_call(service: &str, action: &str, params: &[(String, String)]) -> 
         "DeleteInstances" | "StartInstances" | "StopInstances" => {
             targets.extend(indexed("InstanceId"))
         }
-        "TagResources" | "UntagResources" => targets.extend(indexed("ResourceId")),
+        "TagResources" | "UntagResources" | "UnTagResources" => {
+            targets.extend(indexed("ResourceId"))
+        }
         _ => {}
     }
     Call {
@@ -588,6 +614,7 @@ impl Policies {
                 let name = match grammar {
                     Grammar::Ram => "ram",
                     Grammar::Cam => "cam",
+                    Grammar::Iam => "iam",
                 };
                 obj.insert(name.into(), policy.document.clone());
             }
@@ -653,6 +680,261 @@ impl EmulatorState {
     }
 }
 
+// ---- AWS IAM ----
+
+/// A condition key IAM evaluates for the emulated AWS calls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum IamKey {
+    /// `aws:RequestTag/<key>`: a tag the call sets.
+    RequestTag(String),
+    /// `aws:ResourceTag/<key>` or `ec2:ResourceTag/<key>`: a tag of the existing resource.
+    ResourceTag(String),
+    /// `aws:TagKeys`: the keys of the tags the call sets (multi-valued).
+    TagKeys,
+    /// `ec2:CreateAction`: the creating action a tag-on-create `ec2:CreateTags` belongs to.
+    CreateAction,
+    /// `aws:RequestedRegion` or `ec2:Region`.
+    Region,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IamOp {
+    /// `String(Not)Equals` (`like: false`) or `String(Not)Like`.
+    Str { like: bool, negate: bool },
+    /// `Null`: whether the key is absent (`true`) or present (`false`).
+    Null(bool),
+}
+
+/// How a condition treats a multi-valued key (`ForAllValues:` / `ForAnyValue:` prefixes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SetOp {
+    Single,
+    ForAllValues,
+    ForAnyValue,
+}
+
+#[derive(Clone, Debug)]
+struct IamCondition {
+    key: IamKey,
+    op: IamOp,
+    set: SetOp,
+    /// `...IfExists`: an absent key satisfies the condition.
+    if_exists: bool,
+    values: Vec<String>,
+}
+
+fn iam_key(key: &str) -> Result<IamKey, PolicyError> {
+    let lower = key.to_ascii_lowercase();
+    let tag = |prefix: &str| {
+        lower
+            .starts_with(prefix)
+            .then(|| key[prefix.len()..].to_string())
+    };
+    if let Some(k) = tag("aws:requesttag/") {
+        return Ok(IamKey::RequestTag(k));
+    }
+    if let Some(k) = tag("aws:resourcetag/").or_else(|| tag("ec2:resourcetag/")) {
+        return Ok(IamKey::ResourceTag(k));
+    }
+    match lower.as_str() {
+        "aws:tagkeys" => Ok(IamKey::TagKeys),
+        "ec2:createaction" => Ok(IamKey::CreateAction),
+        "aws:requestedregion" | "ec2:region" => Ok(IamKey::Region),
+        _ => Err(invalid(format!("unsupported IAM condition key {key}"))),
+    }
+}
+
+fn parse_iam_conditions(value: &Value) -> Result<Vec<IamCondition>, PolicyError> {
+    let ops = value
+        .as_object()
+        .ok_or_else(|| invalid("a condition block is an object"))?;
+    let mut out = Vec::new();
+    for (op_name, keys) in ops {
+        let (set, rest) = if let Some(r) = op_name.strip_prefix("ForAllValues:") {
+            (SetOp::ForAllValues, r)
+        } else if let Some(r) = op_name.strip_prefix("ForAnyValue:") {
+            (SetOp::ForAnyValue, r)
+        } else {
+            (SetOp::Single, op_name.as_str())
+        };
+        let (rest, if_exists) = match rest.strip_suffix("IfExists") {
+            Some(r) => (r, true),
+            None => (rest, false),
+        };
+        let op = match rest {
+            "StringEquals" => IamOp::Str {
+                like: false,
+                negate: false,
+            },
+            "StringNotEquals" => IamOp::Str {
+                like: false,
+                negate: true,
+            },
+            "StringLike" => IamOp::Str {
+                like: true,
+                negate: false,
+            },
+            "StringNotLike" => IamOp::Str {
+                like: true,
+                negate: true,
+            },
+            "Null" if set == SetOp::Single && !if_exists => IamOp::Null(false),
+            _ => {
+                return Err(invalid(format!(
+                    "unsupported IAM condition operator {op_name}"
+                )));
+            }
+        };
+        let keys = keys
+            .as_object()
+            .ok_or_else(|| invalid(format!("condition {op_name}: expected an object")))?;
+        for (key, values) in keys {
+            let values = match values {
+                Value::Bool(b) => vec![b.to_string()],
+                other => strings(other, key)?,
+            };
+            let op = match op {
+                IamOp::Null(_) => match values.as_slice() {
+                    [v] if v == "true" || v == "false" => IamOp::Null(v == "true"),
+                    _ => return Err(invalid(format!("Null {key}: expected true or false"))),
+                },
+                other => other,
+            };
+            out.push(IamCondition {
+                key: iam_key(key)?,
+                op,
+                set,
+                if_exists,
+                values,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// One resource an IAM-authorized call acts on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IamResource {
+    /// `arn:aws:ec2:<region>:<account>:instance/<id>`, `.../instance/*` for one being created,
+    /// or `*` for actions without resource-level permissions.
+    pub arn: String,
+    /// The tags of an existing resource (`None` for one being created).
+    pub tags: Option<Tags>,
+}
+
+/// What an IAM policy is evaluated on: one call, with every resource it acts on; each must be
+/// allowed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IamCall {
+    /// `ec2:RunInstances`.
+    pub action: String,
+    pub region: String,
+    /// The tags the call sets, if it sets any.
+    pub request_tags: Option<Tags>,
+    pub resources: Vec<IamResource>,
+    /// For the `ec2:CreateTags` of a tag-on-create: the creating action.
+    pub create_action: Option<String>,
+}
+
+impl IamCall {
+    fn values(&self, key: &IamKey, resource: &IamResource) -> Vec<String> {
+        match key {
+            IamKey::RequestTag(k) => self
+                .request_tags
+                .as_ref()
+                .and_then(|t| t.get(k))
+                .cloned()
+                .into_iter()
+                .collect(),
+            IamKey::ResourceTag(k) => resource
+                .tags
+                .as_ref()
+                .and_then(|t| t.get(k))
+                .cloned()
+                .into_iter()
+                .collect(),
+            IamKey::TagKeys => self
+                .request_tags
+                .iter()
+                .flat_map(|t| t.keys().cloned())
+                .collect(),
+            IamKey::CreateAction => self.create_action.clone().into_iter().collect(),
+            IamKey::Region => vec![self.region.clone()],
+        }
+    }
+
+    fn satisfies(&self, c: &IamCondition, resource: &IamResource) -> bool {
+        let values = self.values(&c.key, resource);
+        let (like, negate) = match c.op {
+            IamOp::Null(absent) => return values.is_empty() == absent,
+            IamOp::Str { like, negate } => (like, negate),
+        };
+        let one = |v: &String| {
+            let hit = c
+                .values
+                .iter()
+                .any(|p| if like { glob(p, v) } else { p == v });
+            hit != negate
+        };
+        match c.set {
+            SetOp::ForAllValues => values.iter().all(one),
+            SetOp::ForAnyValue => values.iter().any(one),
+            SetOp::Single if values.is_empty() => c.if_exists || negate,
+            SetOp::Single => values.iter().all(one),
+        }
+    }
+}
+
+impl Policy {
+    /// IAM evaluation: every resource of the call needs an `Allow` statement matching the
+    /// action, the resource and the conditions, and none may match a `Deny`. Answers the
+    /// decision and, when denied, the resource that was refused.
+    pub fn decide_iam(&self, call: &IamCall) -> (Decision, Option<String>) {
+        let action = call.action.to_ascii_lowercase();
+        let mut refused = None;
+        for r in &call.resources {
+            let mut allowed = false;
+            for s in &self.statements {
+                let matches = s.actions.iter().any(|p| glob(p, &action))
+                    && s.resources.iter().any(|p| glob(p, &r.arn))
+                    && s.iam.iter().all(|c| call.satisfies(c, r));
+                if matches && !s.allow {
+                    return (Decision::ExplicitDeny, Some(r.arn.clone()));
+                }
+                allowed |= matches;
+            }
+            if !allowed && refused.is_none() {
+                refused = Some(r.arn.clone());
+            }
+        }
+        match refused {
+            Some(arn) => (Decision::ImplicitDeny, Some(arn)),
+            None => (Decision::Allow, None),
+        }
+    }
+}
+
+impl EmulatorState {
+    /// Whether the key may make the AWS call under its IAM policy (none: it may).
+    pub(crate) fn authorize_iam(&self, access_key_id: &str, call: &IamCall) -> Result<(), Denied> {
+        let policies = self.policies.read();
+        let Some(policy) = policies
+            .by_key
+            .get(&(access_key_id.to_string(), Grammar::Iam))
+        else {
+            return Ok(());
+        };
+        match policy.decide_iam(call) {
+            (Decision::Allow, _) => Ok(()),
+            (decision, resource) => Err(Denied {
+                action: call.action.clone(),
+                resource: resource.unwrap_or_else(|| "*".into()),
+                explicit: decision == Decision::ExplicitDeny,
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -706,6 +988,7 @@ mod tests {
     fn grammars_are_told_apart_and_checked() {
         assert_eq!(shipped("aliyun-ram-policy.json").grammar, Grammar::Ram);
         assert_eq!(shipped("tencent-cam-policy.json").grammar, Grammar::Cam);
+        assert_eq!(shipped("aws-iam-policy.json").grammar, Grammar::Iam);
         for bad in [
             json!([]),
             json!({"Version": "2", "Statement": []}),
@@ -845,5 +1128,114 @@ mod tests {
         assert!(state.authorize("k", Grammar::Cam, &whoami).is_ok());
         state.detach_policies("k");
         assert!(state.authorize("k", Grammar::Ram, &call).is_ok());
+    }
+    fn iam(arn: &str, tags: Option<&[(&str, &str)]>) -> IamResource {
+        IamResource {
+            arn: arn.into(),
+            tags: tags.map(tagged),
+        }
+    }
+
+    #[test]
+    fn iam_evaluates_every_resource_of_a_call() {
+        let policy = shipped("aws-iam-policy.json");
+        let ours: &[(&str, &str)] = &[("createdBy", "multicloud-ecs")];
+        let arn = |kind: &str, id: &str| format!("arn:aws:ec2:us-east-1:123456789012:{kind}/{id}");
+        let run = |subnet_tags: &[(&str, &str)], request: Option<Tags>| IamCall {
+            action: "ec2:RunInstances".into(),
+            region: "us-east-1".into(),
+            request_tags: request,
+            resources: vec![
+                iam(&arn("instance", "*"), None),
+                iam(&arn("volume", "*"), None),
+                iam(&arn("network-interface", "*"), None),
+                iam(&arn("subnet", "subnet-1"), Some(subnet_tags)),
+                iam(&arn("security-group", "sg-1"), Some(ours)),
+                iam("arn:aws:ec2:us-east-1::image/ami-1", Some(&[])),
+            ],
+            create_action: None,
+        };
+        assert_eq!(
+            policy.decide_iam(&run(ours, Some(tagged(ours)))).0,
+            Decision::Allow
+        );
+        // Without the operator's tags, or into someone else's subnet: refused, naming the ARN.
+        let (decision, refused) = policy.decide_iam(&run(ours, None));
+        assert_eq!(decision, Decision::ImplicitDeny);
+        assert_eq!(refused.as_deref(), Some(arn("instance", "*").as_str()));
+        let (_, refused) = policy.decide_iam(&run(&[], Some(tagged(ours))));
+        assert_eq!(refused.as_deref(), Some(arn("subnet", "subnet-1").as_str()));
+        // Tag-on-create needs ec2:CreateTags with the creating action.
+        let tag_on_create = IamCall {
+            action: "ec2:CreateTags".into(),
+            region: "us-east-1".into(),
+            request_tags: Some(tagged(ours)),
+            resources: vec![iam(&arn("instance", "*"), None)],
+            create_action: Some("RunInstances".into()),
+        };
+        assert_eq!(policy.decide_iam(&tag_on_create).0, Decision::Allow);
+        let retag = IamCall {
+            create_action: None,
+            resources: vec![iam(&arn("vpc", "vpc-foreign"), Some(&[]))],
+            ..tag_on_create.clone()
+        };
+        assert_eq!(policy.decide_iam(&retag).0, Decision::ImplicitDeny);
+        let describe = IamCall {
+            action: "ec2:DescribeInstances".into(),
+            resources: vec![iam("*", None)],
+            ..IamCall::default()
+        };
+        assert_eq!(policy.decide_iam(&describe).0, Decision::Allow);
+        // An explicit deny wins; StringLike and Null work; unknown keys are refused.
+        let denying = Policy::parse(json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "ec2:*", "Resource": "*"},
+            {"Sid": "NoProd", "Effect": "Deny", "Action": "ec2:TerminateInstances", "Resource": "*",
+             "Condition": {"StringLike": {"ec2:ResourceTag/env": "prod*"}}},
+        ]}))
+        .unwrap();
+        let terminate = |env: &str| IamCall {
+            action: "ec2:TerminateInstances".into(),
+            resources: vec![iam(&arn("instance", "i-1"), Some(&[("env", env)]))],
+            ..IamCall::default()
+        };
+        assert_eq!(
+            denying.decide_iam(&terminate("production")).0,
+            Decision::ExplicitDeny
+        );
+        assert_eq!(denying.decide_iam(&terminate("dev")).0, Decision::Allow);
+        let single = Policy::parse(json!({"Version": "2012-10-17", "Statement":
+            {"Effect": "Allow", "Action": "ec2:RunInstances", "Resource": "*",
+             "Condition": {"Null": {"aws:RequestTag/owner": "false"}}}}))
+        .unwrap();
+        let with_owner = IamCall {
+            action: "ec2:RunInstances".into(),
+            request_tags: Some(tagged(&[("owner", "x")])),
+            resources: vec![iam("*", None)],
+            ..IamCall::default()
+        };
+        assert_eq!(single.decide_iam(&with_owner).0, Decision::Allow);
+        let without = IamCall {
+            request_tags: None,
+            ..with_owner
+        };
+        assert_eq!(single.decide_iam(&without).0, Decision::ImplicitDeny);
+        for bad in [
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ec2:A", "Resource": "*",
+                "Condition": {"IpAddress": {"aws:SourceIp": "1.2.3.4"}}}]}),
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "NotAction": "ec2:A", "Resource": "*"}]}),
+        ] {
+            assert!(Policy::parse(bad.clone()).is_err(), "{bad}");
+        }
+        // An IAM policy governs only AWS calls.
+        let state = EmulatorState::new(&crate::EmulatorConfig::default());
+        state.attach_policy("k", policy.document.clone()).unwrap();
+        assert!(state.authorize_iam("k", &run(ours, None)).is_err());
+        assert!(state.authorize_iam("other", &run(ours, None)).is_ok());
+        let stop = Call {
+            action: "ecs:StopInstance".into(),
+            ..Call::default()
+        };
+        assert!(state.authorize("k", Grammar::Ram, &stop).is_ok());
+        assert!(state.policy_documents()["k"]["iam"].is_object());
     }
 }

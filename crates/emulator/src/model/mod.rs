@@ -194,6 +194,9 @@ pub struct PriceTable {
     pub disk_gib_hourly: f64,
     /// Hourly price of one Mbit/s of outbound bandwidth.
     pub bandwidth_mbps_hourly: f64,
+    /// The currency of an instance type's price where it is not [`Self::currency`]: AWS lists
+    /// its (on-demand, Linux, shared tenancy) prices in USD.
+    pub instance_currency: BTreeMap<String, String>,
 }
 
 impl Default for PriceTable {
@@ -223,11 +226,17 @@ impl Default for PriceTable {
             ("GT4.4XLARGE96", 28.9),
         ]
         .into_iter()
+        .chain(AWS_HOURLY_USD.iter().copied())
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        let instance_currency = AWS_HOURLY_USD
+            .iter()
+            .map(|(k, _)| (k.to_string(), "USD".to_string()))
+            .collect();
         Self {
             currency: "CNY".into(),
             instance_hourly,
+            instance_currency,
             default_instance_hourly: Some(1.0),
             disk_gib_hourly: 0.001,
             bandwidth_mbps_hourly: 0.063,
@@ -235,7 +244,29 @@ impl Default for PriceTable {
     }
 }
 
+/// AWS EC2 on-demand prices (us-east-1, Linux, shared tenancy), USD per hour, as the Price List
+/// API listed them.
+pub const AWS_HOURLY_USD: &[(&str, f64)] = &[
+    ("t3.micro", 0.0104),
+    ("t3.medium", 0.0416),
+    ("m5.large", 0.096),
+    ("m5.xlarge", 0.192),
+    ("c5.large", 0.085),
+    ("g4dn.xlarge", 0.526),
+    ("g5.xlarge", 1.006),
+    ("p3.2xlarge", 3.06),
+    ("p4d.24xlarge", 32.7726),
+    ("p5.48xlarge", 98.32),
+];
+
 impl PriceTable {
+    /// The currency of an instance type's price.
+    pub fn currency_of(&self, instance_type: &str) -> &str {
+        self.instance_currency
+            .get(instance_type)
+            .map_or(self.currency.as_str(), String::as_str)
+    }
+
     /// Whether the type is in the catalogue (listed, not priced by the default).
     pub fn lists(&self, instance_type: &str) -> bool {
         self.instance_hourly.contains_key(instance_type)
@@ -366,6 +397,10 @@ pub struct Model {
 }
 
 const ID_ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+const HEX_ALPHABET: &[u8] = b"0123456789abcdef";
+/// Realms whose ids are `<prefix>-0` and 16 lower-case hex digits (17 in all), as AWS issues
+/// them (`vpc-0a1b2c3d4e5f60718`).
+const HEX17_REALMS: &[&str] = &["aws"];
 
 impl Model {
     pub fn new(settings: ModelSettings) -> Self {
@@ -523,7 +558,17 @@ impl Model {
                 ));
             }
         };
-        let id = if self.realm.short_ids {
+        let id = if HEX17_REALMS.contains(&self.realm.name) {
+            loop {
+                let mut id = format!("{prefix}-0");
+                for _ in 0..16 {
+                    id.push(char::from(HEX_ALPHABET[rng.random_range(0..16)]));
+                }
+                if !self.id_taken(&id) {
+                    break id;
+                }
+            }
+        } else if self.realm.short_ids {
             loop {
                 let mut id = format!("{prefix}-");
                 random(&mut id);
