@@ -35,6 +35,12 @@ struct RunArgs {
     /// Period of the drift check of converged objects, in seconds (jittered ±10 %).
     #[arg(long, env = "MCE_RESYNC_SECONDS", default_value_t = 300)]
     resync_seconds: u64,
+    /// A Ready instance's EIP and ports are compared with the cloud every this many resyncs; the
+    /// resyncs between read only the instance (one DescribeInstances per up to 100 instances).
+    /// A stopped or deleted instance or a detached EIP is seen within one resync, a changed
+    /// port rule or EIP bandwidth within this many.
+    #[arg(long, env = "MCE_FULL_CHECK_EVERY", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    full_check_every: u32,
     /// Period of the CloudProviders' availability probe, in seconds.
     #[arg(long, env = "MCE_PROBE_SECONDS", default_value_t = 60)]
     probe_seconds: u64,
@@ -87,6 +93,7 @@ async fn run_operator(args: RunArgs) -> Result<(), Box<dyn std::error::Error + S
             resync: std::time::Duration::from_secs(args.resync_seconds),
             probe_interval: std::time::Duration::from_secs(args.probe_seconds),
             concurrency: args.concurrency,
+            full_check_every: args.full_check_every,
             failpoint: std::env::var("MCE_FAILPOINT")
                 .ok()
                 .filter(|f| !f.is_empty()),

@@ -111,6 +111,7 @@ struct World {
     labels: BTreeMap<String, String>,
     config: OperatorConfig,
     owned: ecs_instance::OwnedIds,
+    reads: multicloud_ecs::controller::reads::InstanceReads,
     network: Option<UserNetwork>,
     secrets: BTreeMap<String, KubeSecret>,
     /// Status writes and events of every pass so far.
@@ -153,6 +154,7 @@ impl World {
             labels: BTreeMap::from([(TENANT_LABEL.to_string(), fixtures::TENANT.to_string())]),
             config: OperatorConfig::default(),
             owned: Default::default(),
+            reads: Default::default(),
             network: None,
             secrets: BTreeMap::new(),
             writes: 0,
@@ -256,6 +258,8 @@ impl World {
                     sinks,
                     config: &self.config,
                     owned: &self.owned,
+                    reads: &self.reads,
+                    full_check: true,
                     uid: inst.uid().unwrap_or_default(),
                 };
                 let outcome = run.converge(&mut progress).await;

@@ -37,6 +37,11 @@ pub struct OperatorConfig {
     pub probe_interval: Duration,
     /// Objects of one kind reconciled at once.
     pub concurrency: u16,
+    /// A Ready instance's EIP and ports are compared with the cloud every this many resyncs;
+    /// the resyncs between read only the instance (shared DescribeInstances calls). So a
+    /// stopped, deleted or EIP-less instance is seen within one resync, a changed rule or EIP
+    /// bandwidth within this many.
+    pub full_check_every: u32,
     /// Test-only crash injection (`MCE_FAILPOINT`): `after-run-instances` aborts the process
     /// right after RunInstances returns, before the id is persisted.
     pub failpoint: Option<String>,
@@ -48,6 +53,7 @@ impl Default for OperatorConfig {
             resync: Duration::from_secs(300),
             probe_interval: Duration::from_secs(60),
             concurrency: 64,
+            full_check_every: 4,
             failpoint: None,
         }
     }
@@ -75,6 +81,10 @@ pub struct Context {
     pub owned_ids: super::ecs_instance::OwnedIds,
     /// Price quotes for their validity (placement and PriceQuotes).
     pub quotes: super::placement::PriceCache,
+    /// DescribeInstances shared by the objects of one provider and region.
+    pub instance_reads: super::reads::InstanceReads,
+    /// When each Ready object (by UID) last had its EIP and ports compared with the cloud.
+    pub full_checks: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl Context {
@@ -96,6 +106,29 @@ impl Context {
         } else {
             verified.remove(uid);
         }
+    }
+
+    /// Whether an object's EIP and ports are due for a comparison with the cloud: every
+    /// `full_check_every` resyncs (and on the first pass of this process).
+    pub fn full_check_due(&self, uid: &str) -> bool {
+        let period = self
+            .config
+            .resync
+            .saturating_mul(self.config.full_check_every.max(1))
+            .mul_f64(0.85);
+        self.full_checks
+            .lock()
+            .get(uid)
+            .is_none_or(|at| at.elapsed() >= period)
+    }
+
+    /// Records a full comparison of an object with the cloud.
+    pub fn record_full_check(&self, uid: &str) {
+        let mut checks = self.full_checks.lock();
+        if checks.len() > 100_000 {
+            checks.clear();
+        }
+        checks.insert(uid.to_string(), std::time::Instant::now());
     }
 
     /// Counts a failed reconcile of an object; returns how many failed in a row.

@@ -10,6 +10,7 @@ pub mod mapping;
 pub mod placement;
 pub mod plan;
 pub mod price_quote;
+pub mod reads;
 pub mod status;
 pub mod tenancy;
 pub mod user_network;
@@ -210,6 +211,8 @@ where
         failures: Default::default(),
         owned_ids: Default::default(),
         quotes: Default::default(),
+        instance_reads: Default::default(),
+        full_checks: Default::default(),
     });
 
     // An EcsInstance waits on its network and its provider: re-reconcile it when they change.
@@ -422,6 +425,8 @@ mod tests {
             failures: Default::default(),
             owned_ids: Default::default(),
             quotes: Default::default(),
+            instance_reads: Default::default(),
+            full_checks: Default::default(),
         })
     }
 

@@ -121,8 +121,7 @@ impl Run<'_> {
         // Observe: by the persisted id, else by the UID tag (a crash after RunInstances).
         if let Some(id) = progress.status.instance_id.clone() {
             let found = self
-                .driver
-                .describe_instances(&region, std::slice::from_ref(&id))
+                .describe_instance(&id)
                 .await
                 .map_err(|e| self.fail(progress, e))?;
             let now = Timestamp::now();
@@ -131,7 +130,7 @@ impl Run<'_> {
                 .instance_id_learned_at
                 .as_deref()
                 .and_then(|t| t.parse::<Timestamp>().ok());
-            if let Some(instance) = found.into_iter().next()
+            if let Some(instance) = found
                 && instance.status != InstanceStatus::Terminated
             {
                 // The id in status is not proof of ownership (status can be edited): the UID

@@ -27,6 +27,7 @@ use super::context::{Context, OperatorConfig};
 use super::error::{Error, Result};
 use super::finalizer::{self, Phase};
 use super::plan::{self, InstanceState, Requeue};
+use super::reads::{self, InstanceReads};
 use super::status::{EventSink, ObjectSink, Progress, StatusSink};
 use super::{jittered, token};
 use crate::api::conditions;
@@ -67,6 +68,12 @@ pub struct Run<'a> {
     pub config: &'a OperatorConfig,
     /// Status ids this process has already found tagged with their object's UID.
     pub owned: &'a OwnedIds,
+    /// Where the instance is read, together with other objects' reads.
+    pub reads: &'a InstanceReads,
+    /// Compare the EIP and the ports with the cloud too. Otherwise (a periodic resync of a
+    /// Ready object between full checks) only the instance is read, and the EIP and ports are
+    /// looked at only when the instance shows a change of them.
+    pub full_check: bool,
     /// The object's UID (tags and ClientTokens derive from it).
     pub uid: String,
 }
@@ -186,6 +193,10 @@ async fn apply(inst: &EcsInstance, ctx: &Context) -> Result<Action> {
                 .map(to_action);
         }
     };
+    let ready_at_generation = inst.status.as_ref().is_some_and(|s| {
+        s.observed_generation == generation && conditions::is_true(&s.conditions, conditions::READY)
+    });
+    let full_check = !ready_at_generation || ctx.full_check_due(&uid);
     let run = Run {
         inst,
         driver: driver.as_ref(),
@@ -194,12 +205,16 @@ async fn apply(inst: &EcsInstance, ctx: &Context) -> Result<Action> {
         sinks,
         config: &ctx.config,
         owned: &ctx.owned_ids,
-        uid,
+        reads: &ctx.instance_reads,
+        full_check,
+        uid: uid.clone(),
     };
     let outcome = run.converge(&mut progress).await;
-    conclude(inst, &sinks, progress, outcome)
-        .await
-        .map(to_action)
+    let requeue = conclude(inst, &sinks, progress, outcome).await?;
+    if full_check && requeue == Requeue::Resync {
+        ctx.record_full_check(&uid);
+    }
+    Ok(to_action(requeue))
 }
 
 /// Shows the resolved inputs in status and refuses, before any cloud call, input that can be
@@ -279,6 +294,16 @@ impl Run<'_> {
             format!("instance {} is running", instance.id),
         );
 
+        // Between full checks a Ready instance whose description shows its EIP as recorded
+        // costs this one read: ports, and an EIP's bandwidth, are compared every
+        // `fullCheckEvery` resyncs (that bounds how long their out-of-band drift lasts).
+        let status = &progress.status;
+        let skip_eip = !self.full_check
+            && plan::eip_as_recorded(&instance, status)
+            && conditions::is_true(&status.conditions, conditions::PUBLIC_IP_READY);
+        let skip_ports =
+            !self.full_check && conditions::is_true(&status.conditions, conditions::PORTS_READY);
+
         let mut retry: Option<Duration> = None;
         if let Err(e) = self.reconcile_tags(&instance, progress).await {
             warn!(error = %e, "tag update failed");
@@ -294,7 +319,10 @@ impl Run<'_> {
             );
             retry = Some(plan::SHORT_REQUEUE * 5);
         }
-        match self.reconcile_eip(&instance, progress).await {
+        match self
+            .reconcile_eip_unless(skip_eip, &instance, progress)
+            .await
+        {
             Ok(None) => {}
             Ok(Some(delay)) => retry = Some(retry.map_or(delay, |r| r.min(delay))),
             Err(e) => {
@@ -307,7 +335,7 @@ impl Run<'_> {
                 retry = Some(plan::backoff_for(&e));
             }
         }
-        match self.reconcile_ports(progress).await {
+        match self.reconcile_ports_unless(skip_ports, progress).await {
             Ok(true) => {}
             Ok(false) => {
                 retry = Some(retry.map_or(plan::SLOW_REQUEUE, |r| r.min(plan::SLOW_REQUEUE)));
@@ -354,6 +382,52 @@ impl Run<'_> {
             message,
         );
         Outcome::Finish(Some(plan::SLOW_REQUEUE))
+    }
+
+    async fn reconcile_eip_unless(
+        &self,
+        skip: bool,
+        instance: &mce_cloud::Instance,
+        progress: &mut Progress<EcsInstanceStatus>,
+    ) -> Result<Option<Duration>> {
+        if skip {
+            return Ok(None);
+        }
+        self.reconcile_eip(instance, progress).await
+    }
+
+    async fn reconcile_ports_unless(
+        &self,
+        skip: bool,
+        progress: &mut Progress<EcsInstanceStatus>,
+    ) -> Result<bool> {
+        if skip {
+            return Ok(true);
+        }
+        self.reconcile_ports(progress).await
+    }
+
+    /// Reads the instance with the other objects' reads of its provider and region: briefly
+    /// while it converges, a little longer on a resync (more of them share the call).
+    async fn describe_instance(
+        &self,
+        id: &str,
+    ) -> mce_cloud::CloudResult<Option<mce_cloud::Instance>> {
+        let window = if self.full_check {
+            reads::CONVERGING_WINDOW
+        } else {
+            reads::RESYNC_WINDOW
+        };
+        self.reads
+            .describe(
+                self.driver,
+                // A CloudProvider is one account: its name keys the batch.
+                &self.resolved.provider.name_any(),
+                self.region(),
+                id,
+                window,
+            )
+            .await
     }
 
     fn region(&self) -> &str {

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::api::Reason;
 use crate::api::conditions::{self, Desired};
 use crate::api::tags;
+use crate::api::{EcsInstanceStatus, Reason};
 use mce_cloud::{Eip, Instance, PortRule, ProviderProfile, Tags};
 
 /// Source of every opened port: ports are opened to the internet.
@@ -164,6 +164,20 @@ pub fn public_ip(eip: Option<&Eip>, instance: &Instance) -> Option<String> {
         })
 }
 
+/// Whether the instance's own description shows the EIP in status still bound to it: its
+/// address, and its allocation id where the cloud lists one with the instance (Tencent lists
+/// only the address). Then a resync need not describe the EIP.
+pub fn eip_as_recorded(instance: &Instance, status: &EcsInstanceStatus) -> bool {
+    let (Some(allocation), Some(ip)) = (&status.eip_allocation_id, &status.public_ip) else {
+        return false;
+    };
+    instance.public_ip.as_ref() == Some(ip)
+        && instance
+            .eip_allocation_id
+            .as_ref()
+            .is_none_or(|id| id == allocation)
+}
+
 /// Whose a cloud resource named by an id in status is, by its tags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ownership {
@@ -233,7 +247,7 @@ pub fn instance_tags(base: Tags) -> Tags {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mce_cloud::EipStatus;
+    use mce_cloud::{EipStatus, InstanceStatus};
 
     fn rule(port: u16, cidr: &str) -> PortRule {
         PortRule {
@@ -401,5 +415,36 @@ mod tests {
         assert_eq!(public_ip(None, &instance), None);
         instance.eip_allocation_id = None;
         assert_eq!(public_ip(None, &instance).as_deref(), Some("9.9.9.9"));
+    }
+
+    #[test]
+    fn an_eip_is_as_recorded_when_the_instance_shows_its_address_and_id() {
+        let mut status = EcsInstanceStatus {
+            eip_allocation_id: Some("eip-1".into()),
+            public_ip: Some("1.2.3.4".into()),
+            ..Default::default()
+        };
+        let mut inst = Instance {
+            id: "i-1".into(),
+            status: InstanceStatus::Running,
+            instance_type: "t".into(),
+            zone: "z".into(),
+            private_ip: None,
+            public_ip: Some("1.2.3.4".into()),
+            eip_allocation_id: Some("eip-1".into()),
+            tags: Default::default(),
+        };
+        assert!(eip_as_recorded(&inst, &status));
+        // Tencent lists the address only.
+        inst.eip_allocation_id = None;
+        assert!(eip_as_recorded(&inst, &status));
+        inst.eip_allocation_id = Some("eip-2".into());
+        assert!(!eip_as_recorded(&inst, &status), "another EIP");
+        inst.eip_allocation_id = Some("eip-1".into());
+        inst.public_ip = None;
+        assert!(!eip_as_recorded(&inst, &status), "detached");
+        inst.public_ip = Some("1.2.3.4".into());
+        status.eip_allocation_id = None;
+        assert!(!eip_as_recorded(&inst, &status), "no EIP recorded");
     }
 }

@@ -15,8 +15,9 @@ pub use instance::{
     within_grace,
 };
 pub use live::{
-    ANYWHERE, EipStep, Ownership, bandwidth_mode_refusal, eip_settling, eip_step, instance_tags,
-    ownership, ownership_refusal, port_changes, public_ip, public_ip_ready, tag_changes,
+    ANYWHERE, EipStep, Ownership, bandwidth_mode_refusal, eip_as_recorded, eip_settling, eip_step,
+    instance_tags, ownership, ownership_refusal, port_changes, public_ip, public_ip_ready,
+    tag_changes,
 };
 pub use network::{
     NetworkCleanup, NetworkDecision, NetworkWant, extra_zones, network_cleanup,
