@@ -10,6 +10,7 @@ static REGISTRY: LazyLock<ProviderRegistry> = LazyLock::new(|| {
         // One line per provider.
         .with(mce_cloud_aliyun::AliyunPlugin)
         .with(mce_cloud_tencent::TencentPlugin)
+        .with(mce_cloud_aws::AwsPlugin)
 });
 
 /// Every registered provider.
@@ -73,5 +74,24 @@ pub fn provider_tags_rule() -> kube::core::Rule {
     .message(kube::core::Message::Message(format!(
         "tags: keys with the named cloud's reserved prefixes are refused ({})",
         reserved.join("; ")
+    )))
+}
+
+/// The CEL rule, on a spec with `provider` and `passwordSecretRef`, refusing a password login on
+/// a cloud that has none (AWS: key pairs only). Like [`provider_tags_rule`] it sees a provider
+/// named by its type; other codes are refused when the login is resolved, before any call.
+pub fn provider_login_rule() -> kube::core::Rule {
+    let keys_only: Vec<String> = registry()
+        .profiles()
+        .filter(|p| p.password == mce_cloud::PasswordPolicy::Unsupported)
+        .map(|p| format!("'{}'", p.provider_type))
+        .collect();
+    kube::core::Rule::new(format!(
+        "!has(self.passwordSecretRef) || !has(self.provider) || !(self.provider in [{}])",
+        keys_only.join(", ")
+    ))
+    .message(kube::core::Message::Message(format!(
+        "passwordSecretRef: {} have no password login; use keyPairName",
+        keys_only.join(", ").replace('\'', "")
     )))
 }

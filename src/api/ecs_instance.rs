@@ -34,6 +34,7 @@ use super::{DeletionPolicy, SecretKeyRef};
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = crate::providers::provider_tags_rule(),
+    validation = crate::providers::provider_login_rule(),
     validation = Rule::new("!has(self.gpuModel) || !has(self.instanceType)").message("set gpuModel or instanceType, not both"),
     validation = Rule::new("self.chargeMode != 'PREPAID' || has(self.periodMonths)").message("chargeMode PREPAID requires periodMonths"),
     validation = Rule::new("self.chargeMode == 'PREPAID' || !has(self.periodMonths)").message("periodMonths is only valid with chargeMode PREPAID"),

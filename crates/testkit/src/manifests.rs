@@ -88,10 +88,32 @@ pub const TENCENT: CloudFixture = CloudFixture {
     delete_instance_action: "TerminateInstances",
 };
 
+/// AWS EC2 (p4d is the A100 family, g5 A10G, g4dn T4; AMI ids are per region).
+pub const AWS: CloudFixture = CloudFixture {
+    provider_type: "AWS",
+    region: "us-east-1",
+    zone: "us-east-1a",
+    other_region: ("us-west-2", "us-west-2a"),
+    instance_type: "m5.large",
+    larger_instance_type: "m5.xlarge",
+    disk_category: "gp3",
+    images: [
+        ("centos-7.9", "ami-0aedf6b1cb669b4c7"),
+        ("ubuntu-20.04", "ami-0149b2da6ceec4bb0"),
+        ("pytorch-1.12", "ami-0a7de32b1c9e3e2f1"),
+    ],
+    gpu_models: [
+        ("A100", "p4d.24xlarge"),
+        ("A10", "g5.xlarge"),
+        ("T4", "g4dn.xlarge"),
+    ],
+    delete_instance_action: "TerminateInstances",
+};
+
 impl CloudFixture {
     /// The fixture of a provider type, if there is one.
     pub fn of(provider_type: &str) -> Option<&'static CloudFixture> {
-        [&ALIYUN, &TENCENT]
+        [&ALIYUN, &TENCENT, &AWS]
             .into_iter()
             .find(|c| c.provider_type == provider_type)
     }

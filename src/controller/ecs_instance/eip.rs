@@ -106,6 +106,9 @@ impl Run<'_> {
         }
 
         let mut allocated_now = false;
+        // Addresses taken off the instance in this pass: its description, read before, may
+        // still show one (clouds that do not tell an EIP from an address of the instance).
+        let mut detached: Vec<String> = Vec::new();
         for _ in 0..MAX_EIP_STEPS {
             let step = plan::eip_step(wanted.map(|p| p.bandwidth_mbps), eip.as_ref(), &instance.id);
             progress.cloud_changed |= !matches!(step, EipStep::Done | EipStep::Wait);
@@ -171,6 +174,7 @@ impl Run<'_> {
                     }
                 }
                 EipStep::Disassociate(id) => {
+                    detached.extend(eip.as_ref().map(|e| e.ip_address.clone()));
                     let attached_to = eip
                         .as_ref()
                         .and_then(|e| e.instance_id.clone())
@@ -189,7 +193,7 @@ impl Run<'_> {
                         .await
                         .ignore_not_found()?;
                     info!(allocation_id = %id, "EIP released");
-                    eip = None;
+                    detached.extend(eip.take().map(|e| e.ip_address));
                     progress.status.eip_client_token = None;
                 }
             }
@@ -204,7 +208,8 @@ impl Run<'_> {
                 progress.status.eip_allocation_id_learned_at = None;
             }
         }
-        progress.status.public_ip = plan::public_ip(eip.as_ref(), instance);
+        progress.status.public_ip =
+            plan::public_ip(eip.as_ref(), instance).filter(|ip| !detached.contains(ip));
         let ready =
             plan::public_ip_ready(wanted.map(|p| p.bandwidth_mbps), eip.as_ref(), &instance.id);
         let done = ready.status;
