@@ -72,6 +72,10 @@ impl<S: Clone> Recorder<S> {
 
 #[async_trait]
 impl<S: Clone + PartialEq + Send + Sync> StatusSink<S> for Recorder<S> {
+    fn known(&self) -> Option<S> {
+        self.known.lock().clone()
+    }
+
     async fn save(&self, status: &S) -> Result<()> {
         let mut known = self.known.lock();
         if known.as_ref() != Some(status) {

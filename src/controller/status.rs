@@ -27,6 +27,11 @@ pub trait StatusSink<S>: Send + Sync {
     /// Writes `status` unless the API server already holds it (as far as this sink knows).
     async fn save(&self, status: &S) -> Result<()>;
 
+    /// What the API server holds, as far as this sink knows (`None`: unknown).
+    fn known(&self) -> Option<S> {
+        None
+    }
+
     /// Records whether the object converged at this generation, so wake-ups caused by the
     /// operator's own writes skip the cloud until the next resync.
     fn mark_verified(&self, _converged: bool) {}
@@ -176,6 +181,10 @@ where
         + Sync,
     S: Serialize + PartialEq + Clone + Send + Sync,
 {
+    fn known(&self) -> Option<S> {
+        self.known.lock().clone()
+    }
+
     async fn save(&self, status: &S) -> Result<()> {
         let known = self.known.lock().clone();
         if self

@@ -134,7 +134,7 @@ impl Run<'_> {
                     // Persisted before the call even when `prepare` chose it: a crash or a
                     // failed write after an allocation whose tags lag would otherwise allocate
                     // a second EIP under a new token. (A no-op when already written.)
-                    self.persist(progress).await?;
+                    self.persist_tokens(progress).await?;
                     let allocated = self
                         .driver
                         .allocate_eip(&AllocateEip {
@@ -154,7 +154,13 @@ impl Run<'_> {
                     info!(allocation_id = %allocated.allocation_id, "EIP allocated");
                     allocated_now = true;
                     learned(&mut progress.status, &allocated.allocation_id);
-                    self.persist(progress).await?;
+                    // Where network creates take no ClientToken (Tencent, AWS) the id is written
+                    // at once: AWS allocations take none either, and the driver finds a replay
+                    // by a tag, which may lag. Elsewhere replaying the token returns this EIP,
+                    // and the pass's status write records it.
+                    if self.resolved.profile.untokened_create_grace.is_some() {
+                        self.persist(progress).await?;
+                    }
                     eip = Some(allocated);
                 }
                 EipStep::Associate(id) => {

@@ -210,7 +210,9 @@ impl Run<'_> {
         if progress.status.client_token.is_none() {
             progress.status.client_token = Some(token::new(&self.uid));
         }
-        self.persist(progress).await.map_err(StepError::Failed)?;
+        self.persist_tokens(progress)
+            .await
+            .map_err(StepError::Failed)?;
         let params = &self.resolved.params;
         let request = RunInstance {
             region: region.clone(),
@@ -417,7 +419,9 @@ impl Run<'_> {
                         at: now.to_string(),
                     });
                 }
-                self.persist(progress).await.map_err(StepError::Failed)?;
+                self.persist_tokens(progress)
+                    .await
+                    .map_err(StepError::Failed)?;
                 progress.cloud_changed = true;
                 self.driver
                     .create_security_group(&CreateSecurityGroup {
@@ -439,10 +443,10 @@ impl Run<'_> {
                     .map_err(|e| self.fail(progress, e))?
             }
         };
-        // Found by its UID tag or created with it: ours.
+        // Found by its UID tag or created with it: ours. Its id is written with the pass's
+        // status (after a crash the group is found again by that tag).
         self.owned.insert(&self.uid, &id);
         progress.status.security_group_id = Some(id.clone());
-        self.persist(progress).await.map_err(StepError::Failed)?;
         Ok(id)
     }
 

@@ -453,4 +453,16 @@ impl Run<'_> {
     async fn persist(&self, progress: &Progress<EcsInstanceStatus>) -> Result<()> {
         progress.save(self.sinks.status).await
     }
+
+    /// Persists the status unless the API server already holds its ClientTokens and pending
+    /// creates: what a create needs written before it is sent. Ids learned on the way are
+    /// written by the pass's final status write; a crash before it finds them again by the
+    /// token or by the UID tag, so writing each one at once only costs API-server writes.
+    async fn persist_tokens(&self, progress: &Progress<EcsInstanceStatus>) -> Result<()> {
+        let held = self.sinks.status.known();
+        if held.is_some_and(|h| plan::tokens_held(&h, &progress.status)) {
+            return Ok(());
+        }
+        self.persist(progress).await
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
-use crate::api::Reason;
+use crate::api::{EcsInstanceStatus, Reason};
 use crate::controller::error::Error;
 use mce_cloud::{ErrorClass, InstanceStatus};
 
@@ -117,6 +117,15 @@ pub enum InstanceState {
     Stopped,
     /// Failed, being deleted or unknown: report it, look again slowly.
     Unavailable,
+}
+
+/// Whether `held` (what the API server has) carries every ClientToken and pending create of
+/// `wanted`: then a create using them may be sent without writing first.
+pub fn tokens_held(held: &EcsInstanceStatus, wanted: &EcsInstanceStatus) -> bool {
+    held.client_token == wanted.client_token
+        && held.security_group_client_token == wanted.security_group_client_token
+        && held.eip_client_token == wanted.eip_client_token
+        && held.pending_create == wanted.pending_create
 }
 
 /// Tells booting from stopped and from unusable, so only a booting instance is polled fast.

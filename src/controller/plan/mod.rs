@@ -11,8 +11,8 @@ use std::time::Duration;
 
 pub use instance::{
     CAPACITY_REQUEUE, InstanceState, SLOW_REQUEUE, StepFailure, Unseen, VISIBILITY_GRACE,
-    backoff_for, failure_reason, instance_state, needs_new_token, step_failure, unseen,
-    within_grace,
+    backoff_for, failure_reason, instance_state, needs_new_token, step_failure, tokens_held,
+    unseen, within_grace,
 };
 pub use live::{
     ANYWHERE, EipStep, Ownership, bandwidth_mode_refusal, eip_as_recorded, eip_settling, eip_step,

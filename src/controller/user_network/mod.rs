@@ -30,6 +30,10 @@ pub use ensure::{NetworkInputs, ensure, network_tags, owned_tags, release};
 /// Requeue while a VPC is still being provisioned by the cloud.
 const PROVISIONING_REQUEUE: Duration = Duration::from_secs(1);
 
+/// How often a converged network's `usedBy` list is written at most while its instances come
+/// and go (a status informational only: deletion asks the API server itself).
+const USERS_WRITE_INTERVAL: Duration = Duration::from_secs(10);
+
 #[instrument(skip_all, fields(usernetwork = %format!("{}/{}", net.namespace().unwrap_or_default(), net.name_any())))]
 pub async fn reconcile(net: Arc<UserNetwork>, ctx: Arc<Context>) -> Result<Action> {
     finalizer::reconcile(net, &ctx, |phase| async {
@@ -177,6 +181,12 @@ async fn apply(net: &UserNetwork, ctx: &Context) -> Result<Action> {
         && zones_served
         && let Some(remaining) = ctx.verified_recently(&uid, net.metadata.generation)
     {
+        // Only `usedBy` can differ here. Hundreds of instances arriving or leaving would
+        // write it once each: it is written at most every USERS_WRITE_INTERVAL instead.
+        let since_write = ctx.written.lock().get(&uid).map(|(_, at)| at.elapsed());
+        if let Some(since) = since_write.filter(|since| *since < USERS_WRITE_INTERVAL) {
+            return Ok(Action::requeue(remaining.min(USERS_WRITE_INTERVAL - since)));
+        }
         progress.save(&sink).await?;
         return Ok(Action::requeue(remaining));
     }
