@@ -42,10 +42,13 @@
 //! `--users N` [10] (instances are spread over N users, one silent network each),
 //! `--no-public-ip`, `--no-ports`, `--boot-delay-ms MS` [2000, the emulator's default],
 //! `--timeout-seconds S` [600], `--shared-control-plane`, `--keep-control-plane`,
-//! `--clouds ALIYUN,TENCENT` [ALIYUN] (one CloudProvider per cloud on the same emulator;
+//! `--clouds ALIYUN,TENCENT,AWS` [ALIYUN] (one CloudProvider per cloud on the same emulator;
 //! instance i goes to cloud i mod the number of clouds, so `ALIYUN,TENCENT` is half and half),
 //! `--placement Cheapest|Failover` (every instance instead names all the clouds as placement
-//! candidates and asks for 2 vCPU / 8 GiB, which each catalog maps to its own type).
+//! candidates and asks for 2 vCPU / 8 GiB, which each catalog maps to its own type),
+//! `--set` (one EcsInstanceSet of N replicas, the template of instance 0, instead of N
+//! EcsInstances: compare with `--users 1`). Instances on a cloud without password logins
+//! (AWS) carry none.
 //! Logs of the operator and the emulator are kept under `target/tmp/operator-scale-<run>/`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -64,7 +67,7 @@ use mce_testkit::control_plane::ControlPlane;
 use mce_testkit::crds::install_crds;
 use mce_testkit::emulator::EmulatorProcess;
 use mce_testkit::manifests::{
-    ALIYUN, CREDENTIALS_SECRET, CloudFixture, EMULATOR_CREDENTIALS, TENCENT, ar, dynamic,
+    ALIYUN, AWS, CREDENTIALS_SECRET, CloudFixture, EMULATOR_CREDENTIALS, TENCENT, ar, dynamic,
     instance_manifest, merge, provider_manifest_on,
 };
 use mce_testkit::namespace::{create_namespace, create_secret};
@@ -105,6 +108,9 @@ struct Args {
     keep_control_plane: bool,
     clouds: Vec<&'static CloudFixture>,
     placement: Option<String>,
+    /// Apply one EcsInstanceSet of N replicas (the template of instance 0) instead of N
+    /// EcsInstances.
+    set: bool,
 }
 
 impl Args {
@@ -125,6 +131,7 @@ impl Args {
             keep_control_plane: false,
             clouds: vec![&ALIYUN],
             placement: None,
+            set: false,
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
@@ -155,6 +162,7 @@ impl Args {
                 "--apply-concurrency" => args.apply_concurrency = num(&key, value(&key)),
                 "--users" => args.users = num(&key, value(&key)),
                 "--no-public-ip" => args.public_ip = false,
+                "--set" => args.set = true,
                 "--no-ports" => args.ports = false,
                 "--boot-delay-ms" => args.boot_delay_ms = num(&key, value(&key)),
                 "--timeout-seconds" => args.timeout_seconds = num(&key, value(&key)),
@@ -190,7 +198,7 @@ fn usage(problem: &str) -> ! {
          [--steady-seconds S] [--resync-seconds S] [--probe-seconds S] [--operator-concurrency N] \
          [--apply-concurrency N] [--users N] [--no-public-ip] [--no-ports] [--boot-delay-ms MS] \
          [--timeout-seconds S] [--shared-control-plane] [--keep-control-plane] \
-         [--clouds ALIYUN,TENCENT] [--placement Cheapest|Failover]"
+         [--clouds ALIYUN,TENCENT,AWS] [--placement Cheapest|Failover] [--set]"
     );
     std::process::exit(if problem.is_empty() { 0 } else { 2 })
 }
@@ -575,9 +583,17 @@ fn instance(i: usize, ns: &str, run_code: &str, args: &Args) -> EcsInstance {
         "region": cloud.region,
         "instanceType": cloud.instance_type,
         "systemDisk": {"sizeGiB": 40},
-        "passwordSecretRef": {"name": LOGIN_SECRET, "key": "password"},
         "tags": {"bench": "operator-scale"},
     });
+    // A password login where every cloud the instance may land on has one (AWS has none).
+    let candidates: &[&CloudFixture] = if args.placement.is_some() {
+        &args.clouds
+    } else {
+        std::slice::from_ref(&cloud)
+    };
+    if candidates.iter().all(|c| password_login(c)) {
+        extra["passwordSecretRef"] = json!({"name": LOGIN_SECRET, "key": "password"});
+    }
     if args.public_ip {
         extra["publicIp"] =
             json!({"allocate": true, "bandwidthMbps": 10, "bandwidthMode": "TRAFFIC"});
@@ -602,6 +618,28 @@ fn instance(i: usize, ns: &str, run_code: &str, args: &Args) -> EcsInstance {
     let mut manifest = instance_manifest(&format!("vm-{i:05}"), &code, &user, extra);
     manifest["metadata"]["namespace"] = json!(ns);
     serde_json::from_value(manifest).expect("EcsInstance from JSON")
+}
+
+/// Whether the cloud has password logins.
+fn password_login(cloud: &CloudFixture) -> bool {
+    multicloud_ecs::providers::registry()
+        .profiles()
+        .find(|p| p.provider_type == cloud.provider_type)
+        .is_some_and(|p| p.password != mce_cloud::PasswordPolicy::Unsupported)
+}
+
+/// One EcsInstanceSet of `n` replicas whose template is instance 0's.
+fn instance_set(n: usize, ns: &str, run_code: &str, args: &Args) -> serde_json::Value {
+    let template = instance(0, ns, run_code, args);
+    json!({
+        "apiVersion": "ecs.multicloud.io/v1alpha1",
+        "kind": "EcsInstanceSet",
+        "metadata": {"name": "bench-set", "namespace": ns},
+        "spec": {
+            "replicas": n,
+            "template": {"metadata": {"labels": {"bench": "operator-scale"}}, "spec": template.spec},
+        },
+    })
 }
 
 /// The tenant namespace with the credentials and login Secrets, and one CloudProvider per cloud
@@ -656,7 +694,7 @@ async fn cleanup_namespace(client: &Client, ns: &str) {
     let _ = Api::<Secret>::namespaced(client.clone(), ns)
         .delete_collection(&dp, &ListParams::default())
         .await;
-    for cloud in [&ALIYUN, &TENCENT] {
+    for cloud in [&ALIYUN, &TENCENT, &AWS] {
         let _ = Api::<CloudProvider>::all(client.clone())
             .delete(&provider_name(ns, cloud), &dp)
             .await;
@@ -1050,6 +1088,34 @@ struct Apply {
 }
 
 impl Apply {
+    /// Creates one EcsInstanceSet (its children are the objects that become Ready; they have
+    /// no per-object create time).
+    fn spawn_set(client: &Client, set: serde_json::Value) -> Self {
+        let own_writes = OwnWrites::default();
+        let own = own_writes.clone();
+        let api = Api::<DynamicObject>::namespaced_with(
+            client.clone(),
+            set["metadata"]["namespace"].as_str().unwrap_or_default(),
+            &ar::<multicloud_ecs::api::EcsInstanceSet>(),
+        );
+        let t0 = Instant::now();
+        let task = tokio::spawn(async move {
+            api.create(&PostParams::default(), &dynamic(set))
+                .await
+                .map_err(|e| format!("create EcsInstanceSet: {e}"))?;
+            *own.lock()
+                .entry(("ecsinstancesets".into(), "POST".into(), "201".into()))
+                .or_default() += 1.0;
+            Ok(vec![()])
+        });
+        Self {
+            task: Some(task),
+            t0,
+            own_writes,
+            created_at: CreatedAt::default(),
+        }
+    }
+
     /// Creates the objects, `concurrency` at a time (each retried up to 5 times), counting its
     /// own writes and when each was created.
     fn spawn(api: &Api<EcsInstance>, objects: Vec<EcsInstance>, concurrency: usize) -> Self {
@@ -1487,8 +1553,12 @@ async fn run(args: Args) {
         "applying {n} EcsInstances ({} in flight)...",
         args.apply_concurrency
     );
-    let objects: Vec<EcsInstance> = (0..n).map(|i| instance(i, &ns, &code, &args)).collect();
-    let mut apply = Apply::spawn(&api, objects, args.apply_concurrency);
+    let mut apply = if args.set {
+        Apply::spawn_set(&client, instance_set(n, &ns, &code, &args))
+    } else {
+        let objects: Vec<EcsInstance> = (0..n).map(|i| instance(i, &ns, &code, &args)).collect();
+        Apply::spawn(&api, objects, args.apply_concurrency)
+    };
     let convergence = converge(
         n,
         Duration::from_secs(args.timeout_seconds),
