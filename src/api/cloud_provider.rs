@@ -67,6 +67,34 @@ pub struct CloudProviderSpec {
     /// namespace's tenant are adopted; another tenant's are refused either way.
     #[serde(default)]
     pub allow_untagged_adoption: bool,
+    /// How this account's price quotes compare with other clouds' (placement `Cheapest`,
+    /// `maxHourlyPrice`, PriceQuote `cheapest`). Placement compares every quote in one
+    /// reference currency, the one `maxHourlyPrice` is written in. Without `pricing`, the
+    /// account's quotes are taken to be in the reference currency already; a quote in another
+    /// currency than the other candidates' is then not compared: it ranks after every priced
+    /// candidate and cannot pass a `maxHourlyPrice` (skipped `NoExchangeRate`), and its status
+    /// names what to set here. E.g. AWS (USD) next to Alibaba and Tencent (CNY):
+    /// `{currency: USD, toReference: "7.10"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<PricingSpec>,
+}
+
+/// The currency of a CloudProvider's quotes and how it converts into the reference currency.
+#[derive(KubeSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("double(self.toReference) > 0.0").message("toReference must be above 0")
+)]
+pub struct PricingSpec {
+    /// ISO 4217 code of the currency the account quotes in (e.g. `USD`); a quote in any other
+    /// currency is not converted.
+    #[schemars(regex(pattern = r"^[A-Z]{3}$"))]
+    pub currency: String,
+    /// What one unit of `currency` is worth in the reference currency: a positive decimal
+    /// (e.g. `"7.10"` CNY per USD). `"1"` declares `currency` the reference currency itself,
+    /// operator-wide: quotes of accounts without `pricing` must then be in it too.
+    #[schemars(length(min = 1, max = 32), regex(pattern = r"^[0-9]+(\.[0-9]+)?$"))]
+    pub to_reference: String,
 }
 
 /// Cloud type: the `type` of a registered provider plugin (see [`crate::providers`]). The

@@ -13,16 +13,18 @@ use serde::{Deserialize, Serialize};
 )]
 pub struct PlacementSpec {
     /// `Fixed` (default: `spec.provider`, as without placement), `Cheapest` (the lowest hourly
-    /// quote among candidates with stock) or `Failover` (the first candidate, in order, with
-    /// stock).
+    /// quote in the reference currency among candidates with stock; see CloudProvider
+    /// `spec.pricing`) or `Failover` (the first candidate, in order, with stock).
     #[serde(default)]
     pub policy: PlacementPolicy,
     /// Ordered candidates. Failover tries them in order; Cheapest breaks price ties by order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub candidates: Vec<Candidate>,
-    /// Refuse every candidate quoting more than this per hour (a decimal, in the providers'
-    /// reference currency, e.g. `"40"`).
+    /// Refuse every candidate quoting more than this per hour (a decimal, e.g. `"40"`), in the
+    /// reference currency: the currency of quotes of CloudProviders without `spec.pricing`, into
+    /// which the others' `spec.pricing.toReference` converts. A quote that cannot be converted
+    /// cannot be checked against it: that candidate is skipped (`NoExchangeRate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?$"))]
     pub max_hourly_price: Option<String>,
@@ -98,11 +100,25 @@ pub struct CandidateStatus {
     pub zone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_type: Option<String>,
+    /// The currency of the provider's quote (`hourly`, `monthly`, `totalForPeriod`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
-    /// Price per hour (decimal string).
+    /// Price per hour (decimal string), as the provider quoted it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hourly: Option<String>,
+    /// `hourly` in the reference currency: what `Cheapest` and `maxHourlyPrice` compare. The
+    /// same amount for a quote in the reference currency, `hourly × toReference` for one its
+    /// CloudProvider's `spec.pricing` converts. Absent for a quote that cannot be converted:
+    /// the candidate ranks after every priced one and `error` says what to set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_hourly: Option<String>,
+    /// The reference currency, where it is known (a candidate quoting in it without
+    /// `spec.pricing`, or a `spec.pricing` with `toReference: "1"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_currency: Option<String>,
+    /// The rate that converted `hourly` (the CloudProvider's `spec.pricing.toReference`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exchange_rate: Option<String>,
     /// Price per month of 730 hours, or the monthly subscription (PREPAID).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monthly: Option<String>,
@@ -112,11 +128,12 @@ pub struct CandidateStatus {
     /// Can take the machine now (has stock, is available, within budget).
     #[serde(default)]
     pub available: bool,
-    /// Why not: a reason name (`OutOfStock`, `QuotaExceeded`, `OverBudget`,
+    /// Why not: a reason name (`OutOfStock`, `QuotaExceeded`, `OverBudget`, `NoExchangeRate`,
     /// `ProviderUnavailable`, `UnknownGpuModel`...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
-    /// Details of the skip, or of an error.
+    /// Details of the skip, or of an error (no price; a price in a currency that cannot be
+    /// converted, with the `spec.pricing` to set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// When a create on it was refused (stock, quota): it is passed over for a while.
@@ -124,7 +141,8 @@ pub struct CandidateStatus {
     pub refused_at: Option<String>,
 }
 
-/// The price of the instance's order.
+/// The price of the instance's order, as the chosen provider quoted it (its currency; the
+/// reference amount is the chosen candidate's `referenceHourly` in `status.placement`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PriceStatus {

@@ -23,6 +23,7 @@ use super::placement::{CandidateStatus, PlacementSpec};
     printcolumn = r#"{"name":"Type","type":"string","jsonPath":".status.cheapest.instanceType"}"#,
     printcolumn = r#"{"name":"Hourly","type":"string","jsonPath":".status.cheapest.hourly"}"#,
     printcolumn = r#"{"name":"Currency","type":"string","jsonPath":".status.cheapest.currency"}"#,
+    printcolumn = r#"{"name":"Reference","type":"string","jsonPath":".status.cheapest.referenceHourly","priority":1}"#,
     printcolumn = r#"{"name":"Valid-Until","type":"string","jsonPath":".status.validUntil","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -57,8 +58,9 @@ pub struct PriceQuoteSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 60))]
     pub period_months: Option<u32>,
-    /// The candidates to price (the policy only decides what `cheapest` means: the lowest
-    /// available price, whatever the policy).
+    /// The candidates to price (the policy does not decide what `cheapest` means: the lowest
+    /// available price in the reference currency, whatever the policy; see CloudProvider
+    /// `spec.pricing`).
     pub placement: PlacementSpec,
 }
 
@@ -72,10 +74,12 @@ pub struct PriceQuoteStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "super::conditions::conditions_schema")]
     pub conditions: Vec<Condition>,
-    /// Every candidate, in spec order: price, availability, or the error.
+    /// Every candidate, in spec order: the provider's quote (`currency`, `hourly`...), its
+    /// `referenceHourly` where it could be converted, availability, or the error.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<CandidateStatus>,
-    /// The available candidate with the lowest hourly price.
+    /// The available candidate with the lowest hourly price in the reference currency (a quote
+    /// that cannot be converted is never it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cheapest: Option<CandidateStatus>,
     /// When the clouds quoted (RFC 3339).

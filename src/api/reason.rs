@@ -131,6 +131,10 @@ reasons! {
     NoCandidateAvailable,
     /// Every candidate with stock quotes above `placement.maxHourlyPrice`.
     OverBudget,
+    /// A candidate's quote is in a currency that cannot be converted into the reference
+    /// currency (its CloudProvider has no matching `spec.pricing`), so `maxHourlyPrice`
+    /// cannot be checked against it.
+    NoExchangeRate,
     /// A PriceQuote has its prices (condition `Quoted`).
     Quoted,
     /// A PriceQuote could not be priced at all.

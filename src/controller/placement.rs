@@ -2,7 +2,7 @@
 //! price (read-only calls, prices cached for their validity) and hands the answers to the pure
 //! policies of [`crate::scheduler::placement`]. Shared by EcsInstance scheduling and PriceQuote.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -311,17 +311,33 @@ pub async fn evaluate(
                 .find(|s| s.provider == c.provider && s.region == c.region)
         })
     };
-    let evaluated = futures::future::join_all(
+    let mut evaluated = futures::future::join_all(
         candidates
             .iter()
             .map(|c| evaluate_one(ctx, spec, c, before(c), now)),
     )
     .await;
+    // Every quote in the reference currency, with the rates as they are now (not cached: a
+    // changed rate counts at once).
+    policy::to_reference(&mut evaluated, &exchange_rates(&ctx.providers.state()));
     debug!(candidates = evaluated.len(), "candidates evaluated");
     evaluated
 }
 
-/// The maximum hourly price of a placement, parsed (the CRD's pattern admits only decimals).
+/// The exchange rates CloudProviders declare (`spec.pricing`), by code.
+pub fn exchange_rates(providers: &[Arc<CloudProvider>]) -> BTreeMap<String, policy::Rate> {
+    providers
+        .iter()
+        .filter_map(|p| {
+            let pricing = p.spec.pricing.as_ref()?;
+            let rate = policy::Rate::parse(&pricing.currency, &pricing.to_reference)?;
+            Some((p.spec.code.clone(), rate))
+        })
+        .collect()
+}
+
+/// The maximum hourly price of a placement (in the reference currency), parsed (the CRD's
+/// pattern admits only decimals).
 pub fn max_hourly(max: Option<&str>) -> Option<f64> {
     max.and_then(|m| m.parse().ok())
 }

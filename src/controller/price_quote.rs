@@ -18,14 +18,15 @@ use crate::api::Reason;
 use crate::api::conditions::{self, Desired};
 use crate::api::placement::CandidateStatus;
 use crate::api::price_quote::{PriceQuote, PriceQuoteStatus};
-use crate::scheduler::placement::hourly;
+use crate::scheduler::placement::{price_per_hour, reference_hourly};
 
-/// The available candidate with the lowest hourly price (ties: spec order).
+/// The available candidate with the lowest hourly price in the reference currency (ties: spec
+/// order); a quote that could not be converted is never the cheapest.
 pub fn cheapest(candidates: &[CandidateStatus]) -> Option<&CandidateStatus> {
     candidates
         .iter()
         .filter(|c| c.available)
-        .filter_map(|c| hourly(c).map(|h| (h, c)))
+        .filter_map(|c| reference_hourly(c).map(|h| (h, c)))
         .min_by(|(a, _), (b, _)| a.total_cmp(b))
         .map(|(_, c)| c)
 }
@@ -54,18 +55,18 @@ pub async fn reconcile(pq: Arc<PriceQuote>, ctx: Arc<Context>) -> Result<Action>
                     true,
                     Reason::Quoted,
                     format!(
-                        "cheapest: {} {} at {} {}/h",
+                        "cheapest: {} {} at {}",
                         c.provider,
                         c.region,
-                        c.hourly.as_deref().unwrap_or("?"),
-                        c.currency.as_deref().unwrap_or("")
+                        price_per_hour(c)
                     ),
                 ),
                 None => Desired::new(
                     conditions::QUOTED,
                     false,
                     Reason::QuoteFailed,
-                    "no candidate could be priced with stock: see status.candidates",
+                    "no candidate with stock could be priced in the reference currency: see \
+                     status.candidates",
                 ),
             };
             (candidates, desired)
@@ -102,4 +103,47 @@ pub async fn reconcile(pq: Arc<PriceQuote>, ctx: Arc<Context>) -> Result<Action>
     } else {
         Duration::from_secs(30)
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::scheduler::placement::{Rate, to_reference};
+
+    fn quote(provider: &str, hourly: &str, currency: &str) -> CandidateStatus {
+        CandidateStatus {
+            provider: provider.into(),
+            region: "r".into(),
+            hourly: Some(hourly.into()),
+            currency: Some(currency.into()),
+            available: true,
+            ..CandidateStatus::default()
+        }
+    }
+
+    #[test]
+    fn the_cheapest_is_compared_in_the_reference_currency() {
+        let quotes = || {
+            vec![
+                quote("ALIYUN", "34.70", "CNY"),
+                quote("TENCENT", "28.90", "CNY"),
+                quote("AWS", "4.50", "USD"),
+            ]
+        };
+        // No rate: the USD quote is never the cheapest, however small the number.
+        let mut c = quotes();
+        to_reference(&mut c, &BTreeMap::new());
+        assert_eq!(cheapest(&c).map(|c| c.provider.as_str()), Some("TENCENT"));
+        // 6 CNY per USD: 27.00 CNY.
+        let mut c = quotes();
+        let rates = [("AWS".to_string(), Rate::parse("USD", "6").unwrap())].into();
+        to_reference(&mut c, &rates);
+        let best = cheapest(&c).unwrap();
+        assert_eq!(
+            (best.provider.as_str(), price_per_hour(best).as_str()),
+            ("AWS", "4.50 USD/h (27.00 CNY/h)")
+        );
+    }
 }

@@ -114,6 +114,7 @@ mod tests {
                 disabled,
                 allowed_extensions: Vec::new(),
                 allow_untagged_adoption: false,
+                pricing: None,
             },
         );
         p.status = available.map(|a| CloudProviderStatus {
