@@ -76,7 +76,12 @@ pub async fn probe_permissions(
         match driver.call(region, action, &params).await {
             Ok(_) => {}
             Err(e) if errors::is_dry_run_ok(&e.code) => {}
-            Err(e) if errors::is_permission_denied(&e.code) => missing.push(permission.to_string()),
+            Err(e) if errors::is_permission_denied(&e.code) => {
+                let named = denied_action(&e.message).unwrap_or(permission).to_string();
+                if !missing.contains(&named) {
+                    missing.push(named);
+                }
+            }
             Err(e) if e.is(ErrorClass::Authentication) || e.class.is_transport_retryable() => {
                 return Err(e);
             }
@@ -84,6 +89,15 @@ pub async fn probe_permissions(
         }
     }
     Ok(missing)
+}
+
+/// The IAM action a denial names ("... is not authorized to perform: ec2:CreateTags on
+/// resource: ..."), which is not always the one dry-run: a create with tags is refused for
+/// `ec2:CreateTags` when tag-on-create is not granted.
+fn denied_action(message: &str) -> Option<&str> {
+    let rest = message.split("not authorized to perform: ").nth(1)?;
+    let action = rest.split_whitespace().next()?;
+    action.contains(':').then_some(action)
 }
 
 #[cfg(test)]
@@ -101,5 +115,17 @@ mod tests {
         assert!(names.contains(&"ec2:DescribeRouteTables"));
         assert!(names.contains(&"ec2:AllocateAddress"));
         assert_eq!(names.len(), 13);
+    }
+
+    #[test]
+    fn a_denial_names_the_refused_action() {
+        let m = "You are not authorized to perform this operation. User: arn:aws:iam::1:user/u is \
+                 not authorized to perform: ec2:CreateTags on resource: arn:aws:ec2:r:1:vpc/* \
+                 because no identity-based policy allows the action.";
+        assert_eq!(denied_action(m), Some("ec2:CreateTags"));
+        assert_eq!(
+            denied_action("You are not authorized to perform this operation."),
+            None
+        );
     }
 }

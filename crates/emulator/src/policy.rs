@@ -1,11 +1,12 @@
 //! Access policies attached to access keys, evaluated on every call as the clouds do.
 //!
-//! A key carries at most one Alibaba Cloud RAM policy (`{"Version":"1","Statement":[...]}`) and
-//! one Tencent Cloud CAM policy (`{"version":"2.0","statement":[...]}`); a key without a policy
+//! A key carries at most one Alibaba Cloud RAM policy (`{"Version":"1","Statement":[...]}`), one
+//! Tencent Cloud CAM policy (`{"version":"2.0","statement":[...]}`) and one AWS IAM policy
+//! (`{"Version":"2012-10-17",...}`, see [`Policy::decide_iam`]); a key without a policy
 //! of a cloud may call everything on it (the emulator's behaviour before policies existed). With
 //! one, a call needs an `Allow` statement matching its action, resource and conditions and no
-//! matching `Deny`; otherwise the front end answers Alibaba `Forbidden.RAM` (HTTP 403) or Tencent
-//! `UnauthorizedOperation` (HTTP 200 error body).
+//! matching `Deny`; otherwise the front end answers Alibaba `Forbidden.RAM` (HTTP 403), Tencent
+//! `UnauthorizedOperation` (HTTP 200 error body) or AWS `UnauthorizedOperation` (HTTP 403).
 //!
 //! Conditions on tags are evaluated against the call and the model: RAM `acs:RequestTag/<key>` and
 //! CAM `qcs:request_tag` against the tags a creating call carries, RAM `acs:ResourceTag/<key>` and
@@ -1237,5 +1238,60 @@ mod tests {
         };
         assert!(state.authorize("k", Grammar::Ram, &stop).is_ok());
         assert!(state.policy_documents()["k"]["iam"].is_object());
+    }
+
+    /// The shipped policy's route-table claim: a new VPC's main route table (untagged) may be
+    /// tagged with the operator's tags, then routed by resource tag; a table someone else
+    /// tagged may not be claimed, and no table is routed before it is claimed.
+    #[test]
+    fn iam_route_tables_are_claimed_before_they_are_routed() {
+        let policy = shipped("aws-iam-policy.json");
+        let ours: &[(&str, &str)] = &[("createdBy", "multicloud-ecs"), ("Owner", "u")];
+        let table = "arn:aws:ec2:us-east-1:123456789012:route-table/rtb-1";
+        let claim = |table_tags: &[(&str, &str)], request: &[(&str, &str)]| IamCall {
+            action: "ec2:CreateTags".into(),
+            region: "us-east-1".into(),
+            request_tags: Some(tagged(request)),
+            resources: vec![iam(table, Some(table_tags))],
+            create_action: None,
+        };
+        assert_eq!(policy.decide_iam(&claim(&[], ours)).0, Decision::Allow);
+        assert_eq!(
+            policy.decide_iam(&claim(&[("Name", "main")], ours)).0,
+            Decision::Allow
+        );
+        assert_eq!(
+            policy.decide_iam(&claim(&[], &[("Owner", "u")])).0,
+            Decision::ImplicitDeny
+        );
+        let foreign: &[(&str, &str)] = &[("createdBy", "console")];
+        assert_eq!(
+            policy.decide_iam(&claim(foreign, ours)).0,
+            Decision::ImplicitDeny
+        );
+        // Re-tagging a claimed table is a change of the operator's resource.
+        assert_eq!(policy.decide_iam(&claim(ours, ours)).0, Decision::Allow);
+        let route = |action: &str, table_tags: &[(&str, &str)]| IamCall {
+            action: action.into(),
+            region: "us-east-1".into(),
+            request_tags: None,
+            resources: vec![iam(table, Some(table_tags))],
+            create_action: None,
+        };
+        for action in ["ec2:CreateRoute", "ec2:ReplaceRoute"] {
+            assert_eq!(
+                policy.decide_iam(&route(action, &[])).0,
+                Decision::ImplicitDeny
+            );
+            assert_eq!(
+                policy.decide_iam(&route(action, foreign)).0,
+                Decision::ImplicitDeny
+            );
+            assert_eq!(policy.decide_iam(&route(action, ours)).0, Decision::Allow);
+        }
+        assert_eq!(
+            policy.decide_iam(&route("ec2:DeleteRoute", ours)).0,
+            Decision::ImplicitDeny
+        );
     }
 }
