@@ -9,7 +9,8 @@
 //!   again before every CreateSubnet (where a failure fails the create, so no subnet exists
 //!   without them). It finds the gateway attached to the VPC, else one tagged for the VPC
 //!   (`multicloud-ecs/vpc-id`: a crash between create and attach), else creates one with the
-//!   VPC's tags; then adds the default route to the VPC's main route table. delete_vpc
+//!   VPC's tags; then tags the VPC's main route table with the VPC's tags (what IAM scopes
+//!   the route change by) and adds the default route to it. delete_vpc
 //!   detaches and deletes the gateways before DeleteVpc, and only once the VPC has no subnet
 //!   left (else DependencyViolation, touching nothing), so a live instance never loses its
 //!   route.
@@ -30,7 +31,8 @@ use async_trait::async_trait;
 use mce_cloud::{
     AllocateEip, ChargeMode, CloudDriver, CloudError, CloudResult, CreateSecurityGroup,
     CreateSubnet, CreateVpc, Eip, EipFilter, EipStatus, ErrorClass, Instance, InstanceStatus,
-    Login, PortRule, Price, PriceQuery, RunInstance, SecurityGroup, Subnet, Tags, Vpc, ZoneStock,
+    Login, PortRule, Price, PriceQuery, ResourceKind, RunInstance, SecurityGroup, Subnet, Tags,
+    Vpc, ZoneStock,
 };
 
 use crate::client::{ApiClient, PROVIDER};
@@ -206,7 +208,8 @@ impl AwsDriver {
                 "internetGatewayId",
             ));
         }
-        self.ensure_default_route(region, vpc_id, &gateway).await?;
+        self.ensure_default_route(region, vpc_id, &gateway, tags)
+            .await?;
         Ok(gateway)
     }
 
@@ -230,6 +233,7 @@ impl AwsDriver {
         region: &str,
         vpc_id: &str,
         gateway: &str,
+        tags: &Tags,
     ) -> CloudResult<()> {
         let action = "DescribeRouteTables";
         let mut params = Params::new();
@@ -255,6 +259,17 @@ impl AwsDriver {
             .collect();
         if routes.iter().any(|r| r.text_of("gatewayId") == gateway) {
             return Ok(());
+        }
+        // The main route table comes with the VPC untagged (CreateVpc tags the VPC only): it
+        // is claimed with the VPC's tags first, so that IAM can scope the route changes by
+        // resource tag (deploy/policies/aws-iam-policy.json).
+        let table_tags = table.tags();
+        if tags.iter().any(|(k, v)| table_tags.get(k) != Some(v)) {
+            let mut claim = Params::new();
+            claim
+                .list("ResourceId", &[table.text_of("routeTableId")])
+                .tags(tags);
+            self.call_ok(region, "CreateTags", &claim).await?;
         }
         let route = Params::new()
             .with("RouteTableId", table.text_of("routeTableId"))
@@ -425,6 +440,86 @@ impl AwsDriver {
             })
     }
 
+    async fn vpcs(&self, region: &str, params: &Params) -> CloudResult<Vec<Vpc>> {
+        let mut out = Vec::new();
+        self.all_pages(region, "DescribeVpcs", params, Some(PAGE_SIZE), |r| {
+            out.extend(r.items("vpcSet").map(|v| Vpc {
+                id: v.text_of("vpcId").to_string(),
+                cidr_block: v.text_of("cidrBlock").to_string(),
+                available: v.text_of("state") == "available",
+                tags: v.tags(),
+            }))
+        })
+        .await?;
+        Ok(out)
+    }
+
+    async fn subnets(&self, region: &str, params: &Params) -> CloudResult<Vec<Subnet>> {
+        let mut out = Vec::new();
+        self.all_pages(region, "DescribeSubnets", params, Some(PAGE_SIZE), |r| {
+            out.extend(r.items("subnetSet").map(|s| Subnet {
+                id: s.text_of("subnetId").to_string(),
+                vpc_id: s.text_of("vpcId").to_string(),
+                zone: s.text_of("availabilityZone").to_string(),
+                cidr_block: s.text_of("cidrBlock").to_string(),
+                available: s.text_of("state") == "available",
+                tags: s.tags(),
+            }))
+        })
+        .await?;
+        Ok(out)
+    }
+
+    async fn security_groups(
+        &self,
+        region: &str,
+        params: &Params,
+    ) -> CloudResult<Vec<SecurityGroup>> {
+        let mut out = Vec::new();
+        self.all_pages(
+            region,
+            "DescribeSecurityGroups",
+            params,
+            Some(PAGE_SIZE),
+            |r| {
+                out.extend(r.items("securityGroupInfo").map(|g| SecurityGroup {
+                    id: g.text_of("groupId").to_string(),
+                    vpc_id: g.text_of("vpcId").to_string(),
+                    tags: g.tags(),
+                }))
+            },
+        )
+        .await?;
+        Ok(out)
+    }
+
+    /// The tags of an existing VPC, subnet or security group (by an id filter: an unknown id
+    /// is NotFound here, not a malformed-id error).
+    async fn network_resource_tags(
+        &self,
+        action: &str,
+        region: &str,
+        kind: ResourceKind,
+        id: &str,
+    ) -> CloudResult<Tags> {
+        let found = match kind {
+            ResourceKind::Vpc => self.describe_vpc(region, id).await?.map(|v| v.tags),
+            ResourceKind::Subnet => self.describe_subnet(region, id).await?.map(|s| s.tags),
+            ResourceKind::SecurityGroup => self
+                .describe_security_group(region, id)
+                .await?
+                .map(|g| g.tags),
+        };
+        found.ok_or_else(|| {
+            local_error(
+                ErrorClass::NotFound,
+                action,
+                "InvalidID.NotFound",
+                format!("{kind} {id} not found"),
+            )
+        })
+    }
+
     async fn on_demand(
         &self,
         body: &serde_json::Value,
@@ -453,17 +548,95 @@ impl CloudDriver for AwsDriver {
     async fn find_vpcs(&self, region: &str, tags: &Tags) -> CloudResult<Vec<Vpc>> {
         let mut params = Params::new();
         params.tag_filters(tags);
-        let mut out = Vec::new();
-        self.all_pages(region, "DescribeVpcs", &params, Some(PAGE_SIZE), |r| {
-            out.extend(r.items("vpcSet").map(|v| Vpc {
-                id: v.text_of("vpcId").to_string(),
-                cidr_block: v.text_of("cidrBlock").to_string(),
-                available: v.text_of("state") == "available",
-                tags: v.tags(),
-            }))
-        })
-        .await?;
-        Ok(out)
+        self.vpcs(region, &params).await
+    }
+
+    async fn describe_vpc(&self, region: &str, vpc_id: &str) -> CloudResult<Option<Vpc>> {
+        let mut params = Params::new();
+        params.filter("vpc-id", &[vpc_id]);
+        Ok(self
+            .vpcs(region, &params)
+            .await?
+            .into_iter()
+            .find(|v| v.id == vpc_id))
+    }
+
+    async fn describe_subnet(&self, region: &str, subnet_id: &str) -> CloudResult<Option<Subnet>> {
+        let mut params = Params::new();
+        params.filter("subnet-id", &[subnet_id]);
+        Ok(self
+            .subnets(region, &params)
+            .await?
+            .into_iter()
+            .find(|s| s.id == subnet_id))
+    }
+
+    async fn describe_security_group(
+        &self,
+        region: &str,
+        group_id: &str,
+    ) -> CloudResult<Option<SecurityGroup>> {
+        let mut params = Params::new();
+        params.filter("group-id", &[group_id]);
+        Ok(self
+            .security_groups(region, &params)
+            .await?
+            .into_iter()
+            .find(|g| g.id == group_id))
+    }
+
+    /// CreateTags on the resource, once it is known to exist (NotFound otherwise) and the
+    /// change stays within the tag limit (QuotaExceeded, before any write).
+    async fn tag_resource(
+        &self,
+        region: &str,
+        kind: ResourceKind,
+        id: &str,
+        tags: &Tags,
+    ) -> CloudResult<()> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let action = "CreateTags";
+        let current = self.network_resource_tags(action, region, kind, id).await?;
+        let limit = crate::PROFILE.limits.tags_per_resource;
+        let after = current
+            .keys()
+            .chain(tags.keys())
+            .collect::<BTreeSet<_>>()
+            .len();
+        if after > limit {
+            return Err(local_error(
+                ErrorClass::QuotaExceeded,
+                action,
+                "TagLimitExceeded",
+                format!("{kind} {id} would carry {after} tags, more than {limit}"),
+            ));
+        }
+        let mut params = Params::new();
+        params.list("ResourceId", &[id]).tags(tags);
+        self.call_ok(region, action, &params).await
+    }
+
+    async fn untag_resource(
+        &self,
+        region: &str,
+        kind: ResourceKind,
+        id: &str,
+        keys: &[String],
+    ) -> CloudResult<()> {
+        let keys: BTreeSet<&String> = keys.iter().filter(|k| !k.is_empty()).collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let action = "DeleteTags";
+        self.network_resource_tags(action, region, kind, id).await?;
+        let mut params = Params::new();
+        params.list("ResourceId", &[id]);
+        for (i, k) in keys.iter().enumerate() {
+            params.set(format!("Tag.{}.Key", i + 1), k.as_str());
+        }
+        self.call_ok(region, action, &params).await
     }
 
     async fn create_vpc(&self, req: &CreateVpc) -> CloudResult<String> {
@@ -540,19 +713,7 @@ impl CloudDriver for AwsDriver {
             params.filter("vpc-id", &[vpc_id]);
         }
         params.tag_filters(tags);
-        let mut out = Vec::new();
-        self.all_pages(region, "DescribeSubnets", &params, Some(PAGE_SIZE), |r| {
-            out.extend(r.items("subnetSet").map(|s| Subnet {
-                id: s.text_of("subnetId").to_string(),
-                vpc_id: s.text_of("vpcId").to_string(),
-                zone: s.text_of("availabilityZone").to_string(),
-                cidr_block: s.text_of("cidrBlock").to_string(),
-                available: s.text_of("state") == "available",
-                tags: s.tags(),
-            }))
-        })
-        .await?;
-        Ok(out)
+        self.subnets(region, &params).await
     }
 
     async fn create_subnet(&self, req: &CreateSubnet) -> CloudResult<String> {
@@ -592,22 +753,7 @@ impl CloudDriver for AwsDriver {
             params.filter("vpc-id", &[vpc_id]);
         }
         params.tag_filters(tags);
-        let mut out = Vec::new();
-        self.all_pages(
-            region,
-            "DescribeSecurityGroups",
-            &params,
-            Some(PAGE_SIZE),
-            |r| {
-                out.extend(r.items("securityGroupInfo").map(|g| SecurityGroup {
-                    id: g.text_of("groupId").to_string(),
-                    vpc_id: g.text_of("vpcId").to_string(),
-                    tags: g.tags(),
-                }))
-            },
-        )
-        .await?;
-        Ok(out)
+        self.security_groups(region, &params).await
     }
 
     /// GroupName must be unique in the VPC: a create whose first answer was lost meets
@@ -741,7 +887,6 @@ impl CloudDriver for AwsDriver {
     }
 
     /// By an `instance-id` filter: unlike `InstanceId.N`, an unknown id is simply absent.
-    /// Terminated instances (visible for a while) are reported with status Terminated.
     /// Terminated instances (EC2 keeps listing them for about an hour) are absent, as deleted
     /// ones are on the other clouds: "released" means gone, and a gone instance is lost. One
     /// shutting down shows as Terminated until then.

@@ -3,11 +3,10 @@
 //! address, the emulator's credentials as SecretId/SecretKey).
 
 use mce_cloud_tencent::{PROFILE, TencentConfig, TencentDriver};
-use mce_emulator::EmulatorHandle;
-use mce_testkit::conformance::{DriverOptions, DriverUnderTest, Provider, UnknownIds};
+use mce_testkit::conformance::{DriverOptions, DriverUnderTest, LoginChoice, Provider, UnknownIds};
 
-fn build(emu: &EmulatorHandle, o: &DriverOptions) -> DriverUnderTest {
-    let mut config = TencentConfig::new(o.credentials()).with_endpoint(emu.base_url());
+fn build(base_url: &str, o: &DriverOptions) -> DriverUnderTest {
+    let mut config = TencentConfig::new(o.credentials()).with_endpoint(base_url);
     config.timeout = o.timeout;
     config.retry = o.retry;
     config.rate_limit = o.rate_limit;
@@ -33,6 +32,16 @@ static TENCENT: Provider = Provider {
         security_group: "sg-00000000",
     },
     regional_security_groups: true,
+    default_security_group: false,
+    vpc_cidr: "172.16.0.0/12",
+    login: LoginChoice::Password,
+    currency: "CNY",
+    prepaid: true,
+    lists_sold_out_zones: true,
+    refuses_starting_a_running_instance: true,
+    external: None,
+    priced: true,
+    refuses_deleting_a_used_subnet: true,
 };
 
 mce_testkit::conformance_suite!(TENCENT);
