@@ -438,6 +438,24 @@ impl CloudDriver for AliyunDriver {
         self.call_ok(Service::Ecs, region, "StartInstance", p).await
     }
 
+    async fn join_security_group(
+        &self,
+        region: &str,
+        instance_id: &str,
+        group_id: &str,
+    ) -> CloudResult<()> {
+        let p = Params::new()
+            .with("InstanceId", instance_id)
+            .with("SecurityGroupId", group_id);
+        match self
+            .call_ok(Service::Ecs, region, "JoinSecurityGroup", p)
+            .await
+        {
+            Err(e) if errors::is_already_in_group(&e.code) => Ok(()),
+            other => other,
+        }
+    }
+
     async fn tag_instance(&self, region: &str, instance_id: &str, tags: &Tags) -> CloudResult<()> {
         for p in tag_instance_params(instance_id, tags) {
             self.call_ok(Service::Ecs, region, "TagResources", p)

@@ -30,6 +30,10 @@ pub fn classify(code: &str, http_status: u16) -> ErrorClass {
         }
         "QuotaExceeded.Vpc"
         | "QuotaExceeded.Eip"
+        // JoinSecurityGroup: the instance is in its maximum of groups (5 by default), or the
+        // group holds its maximum of instances.
+        | "InstanceSecurityGroupLimitExceeded"
+        | "SecurityGroupInstanceLimitExceeded"
         | "QuotaExceed.ElasticQuota"
         | "AuthorizationLimitExceed"
         // TagResources/RunInstances: the resource already has its maximum of tags.
@@ -54,6 +58,8 @@ pub fn classify(code: &str, http_status: u16) -> ErrorClass {
         "InvalidVSwitchId.IpNotEnough" => return ErrorClass::SubnetFull,
         "InvalidParameter"
         | "InvalidInstanceType.ValueNotSupported"
+        // JoinSecurityGroup: the instance and the group are not in the same VPC.
+        | "InvalidInstanceId.Mismatch"
         | "MissingParameter"
         // TagResources/UntagResources request errors (some come with HTTP 404).
         | "NumberExceed.Tags"
@@ -115,6 +121,12 @@ pub fn is_duplicate_rule(code: &str) -> bool {
         || code.contains("DuplicateRule")
 }
 
+/// JoinSecurityGroup's answer for an instance already in the group (HTTP 403): counts as
+/// success.
+pub fn is_already_in_group(code: &str) -> bool {
+    code == "InvalidInstanceId.AlreadyExists"
+}
+
 /// A rule that does not exist (RevokeSecurityGroup): counts as success.
 pub fn is_missing_rule(code: &str) -> bool {
     matches!(
@@ -173,6 +185,15 @@ mod tests {
             ErrorClass::InvalidParameter,
         ),
         ("MissingParameter", ErrorClass::InvalidParameter),
+        (
+            "InstanceSecurityGroupLimitExceeded",
+            ErrorClass::QuotaExceeded,
+        ),
+        (
+            "SecurityGroupInstanceLimitExceeded",
+            ErrorClass::QuotaExceeded,
+        ),
+        ("InvalidInstanceId.Mismatch", ErrorClass::InvalidParameter),
         ("IncorrectInstanceStatus", ErrorClass::WrongState),
         ("IncorrectEipStatus", ErrorClass::WrongState),
         // Signature section.
@@ -239,5 +260,7 @@ mod tests {
         assert!(is_missing_rule("InvalidSecurityGroupRule.RuleNotExist"));
         assert!(is_missing_rule("InvalidPermission.NotFound"));
         assert!(!is_missing_rule("InvalidSecurityGroupId.NotFound"));
+        assert!(is_already_in_group("InvalidInstanceId.AlreadyExists"));
+        assert!(!is_already_in_group("InvalidInstanceId.NotFound"));
     }
 }

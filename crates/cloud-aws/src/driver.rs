@@ -932,6 +932,61 @@ impl CloudDriver for AwsDriver {
         self.call_ok(region, "StartInstances", &params).await
     }
 
+    /// `ModifyInstanceAttribute` with `GroupId.N` replaces the instance's groups: the current
+    /// ones are read first (DescribeInstances `groupSet`) and the union is sent; a member
+    /// makes no call. EC2 takes the groups of an instance with one network interface only
+    /// (the operator's instances have one). Past the groups-per-interface quota (5 by default)
+    /// the cloud answers `SecurityGroupsPerInterfaceLimitExceeded`, a quota here (on a launch
+    /// the same code is a wrong request).
+    async fn join_security_group(
+        &self,
+        region: &str,
+        instance_id: &str,
+        group_id: &str,
+    ) -> CloudResult<()> {
+        let action = "ModifyInstanceAttribute";
+        let mut params = Params::new();
+        params.filter("instance-id", &[instance_id]);
+        params.filter("instance-state-name", &LIVE_STATES);
+        let mut found: Option<Vec<String>> = None;
+        self.all_pages(region, "DescribeInstances", &params, Some(PAGE_SIZE), |r| {
+            for item in r
+                .items("reservationSet")
+                .flat_map(|r| r.items("instancesSet"))
+                .filter(|i| i.text_of("instanceId") == instance_id)
+            {
+                found = Some(
+                    item.items("groupSet")
+                        .map(|g| g.text_of("groupId").to_string())
+                        .collect(),
+                );
+            }
+        })
+        .await?;
+        let Some(mut groups) = found else {
+            return Err(local_error(
+                ErrorClass::NotFound,
+                action,
+                "InvalidInstanceID.NotFound",
+                format!("instance {instance_id} not found"),
+            ));
+        };
+        if groups.iter().any(|g| g == group_id) {
+            return Ok(());
+        }
+        groups.push(group_id.to_string());
+        let mut params = Params::new();
+        params.set("InstanceId", instance_id);
+        params.list("GroupId", &groups);
+        match self.call_ok(region, action, &params).await {
+            Err(mut e) if e.code == "SecurityGroupsPerInterfaceLimitExceeded" => {
+                e.class = ErrorClass::QuotaExceeded;
+                Err(e)
+            }
+            other => other,
+        }
+    }
+
     async fn tag_instance(&self, region: &str, instance_id: &str, tags: &Tags) -> CloudResult<()> {
         if tags.is_empty() {
             return Ok(());

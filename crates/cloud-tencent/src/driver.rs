@@ -668,6 +668,37 @@ impl CloudDriver for TencentDriver {
         .await
     }
 
+    /// `AssociateSecurityGroups` (CVM) is additive, and takes one group per call. Its answer
+    /// for a group the instance already has is not documented: the instance is described
+    /// first (`SecurityGroupIds`), and a member makes no call.
+    async fn join_security_group(
+        &self,
+        region: &str,
+        instance_id: &str,
+        group_id: &str,
+    ) -> CloudResult<()> {
+        let action = "AssociateSecurityGroups";
+        let Some(instance) = self.describe_one(region, instance_id).await? else {
+            return Err(CloudError::new(
+                ErrorClass::NotFound,
+                PROVIDER,
+                action,
+                "InvalidInstanceId.NotFound",
+                format!("instance {instance_id} does not exist"),
+            ));
+        };
+        if instance.security_group_ids.iter().any(|g| g == group_id) {
+            return Ok(());
+        }
+        self.call_ok(
+            Service::Cvm,
+            region,
+            action,
+            &json!({"SecurityGroupIds": [group_id], "InstanceIds": [instance_id]}),
+        )
+        .await
+    }
+
     async fn tag_instance(&self, region: &str, instance_id: &str, tags: &Tags) -> CloudResult<()> {
         if tags.is_empty() {
             return Ok(());

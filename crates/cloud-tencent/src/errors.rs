@@ -99,6 +99,8 @@ pub fn classify(code: &str, http_status: u16) -> ErrorClass {
         | "UnsupportedOperation.ResourceProcessing"
         // DeleteSecurityGroupPolicies pinned to a Version that moved on: read again, retry.
         | "UnsupportedOperation.VersionMismatch"
+        // AssociateSecurityGroups while another task of the instance runs: retry later.
+        | "MutexOperation.TaskRunning"
         | "FailedOperation.InvalidImageState"
         | "InvalidParameterValue.InvalidImageState" => {
             return ErrorClass::WrongState;
@@ -248,6 +250,10 @@ mod tests {
             ("UnsupportedOperation.InvalidAddressState", WrongState),
             ("InvalidAddressIdState.InArrears", WrongState),
             ("UnsupportedOperation.InstanceStateShutdown", WrongState),
+            // AssociateSecurityGroups (SDK `cvm_client`'s list for it).
+            ("LimitExceeded.AssociateUSGLimitExceeded", QuotaExceeded),
+            ("InvalidSecurityGroupId.NotFound", NotFound),
+            ("MutexOperation.TaskRunning", WrongState),
             ("InvalidParameterValue.InvalidInstanceState", WrongState),
             (
                 "UnsupportedOperation.IdempotentParameterMismatch",

@@ -179,6 +179,9 @@ pub struct InstanceItem {
     pub public_ip_addresses: Vec<String>,
     #[serde(deserialize_with = "nullable")]
     pub tags: Vec<Tag>,
+    /// The groups the instance is in, in priority order.
+    #[serde(deserialize_with = "nullable")]
+    pub security_group_ids: Vec<String>,
     /// `PREPAID`, `POSTPAID_BY_HOUR`, ...
     #[serde(deserialize_with = "nullable")]
     pub instance_charge_type: String,

@@ -51,3 +51,8 @@ mce_testkit::conformance_suite!(TENCENT);
 async fn network_resources_by_id_are_described_and_tagged() {
     mce_testkit::conformance::network_resources_by_id_are_described_and_tagged(&TENCENT).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_joins_a_security_group() {
+    mce_testkit::conformance::an_instance_joins_a_security_group(&TENCENT).await;
+}

@@ -460,6 +460,29 @@ pub trait CloudDriver: Send + Sync {
             format!("untagging {} {id} is not supported", kind.as_str()),
         ))
     }
+    /// Adds a live instance to the security group `group_id` (e.g. an adopted VM to the
+    /// instance's own group, so its `openPorts` apply). Additive: the instance keeps the groups
+    /// it is in. Idempotent: an instance already in the group is a success (and the driver
+    /// makes no change). The group must be in the instance's VPC (on clouds whose groups are
+    /// regional, e.g. Tencent, in its region): a group of another VPC fails InvalidParameter.
+    /// Fails NotFound for an unknown instance or group, QuotaExceeded past the provider's
+    /// limit of groups per instance (5 by default on all three clouds), WrongState while the
+    /// instance cannot change (e.g. still pending). Alibaba `JoinSecurityGroup`, Tencent
+    /// `AssociateSecurityGroups`, AWS `ModifyInstanceAttribute` with the union of the current
+    /// groups and this one. Default: unsupported (InvalidParameter `Unsupported`).
+    async fn join_security_group(
+        &self,
+        region: &str,
+        instance_id: &str,
+        group_id: &str,
+    ) -> CloudResult<()> {
+        let _ = region;
+        Err(unsupported(
+            self.provider(),
+            "JoinSecurityGroup",
+            format!("adding instance {instance_id} to security group {group_id} is not supported"),
+        ))
+    }
     async fn tag_instance(&self, region: &str, instance_id: &str, tags: &Tags) -> CloudResult<()>;
     /// Removes tags from a live instance by key; keys it does not have are ignored. Empty
     /// `keys` is a no-op. Fails NotFound for an unknown instance.

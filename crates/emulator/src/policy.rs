@@ -496,6 +496,10 @@ pub fn aliyun_call(service: &str, action: &str, params: &[(String, String)]) -> 
             one("SecurityGroupId")
         }
         "StartInstance" | "StopInstance" | "RebootInstance" | "DeleteInstance" => one("InstanceId"),
+        "JoinSecurityGroup" | "LeaveSecurityGroup" => {
+            one("InstanceId");
+            one("SecurityGroupId");
+        }
         "DeleteInstances" | "StartInstances" | "StopInstances" => {
             targets.extend(indexed("InstanceId"))
         }
@@ -562,6 +566,9 @@ pub fn tencent_call(service: &str, action: &str, region: &str, body: &Map<String
         }
         "StartInstances" | "StopInstances" | "RebootInstances" | "TerminateInstances" => {
             many("InstanceIds")
+        }
+        "AssociateSecurityGroups" | "DisassociateSecurityGroups" => {
+            [many("InstanceIds"), many("SecurityGroupIds")].concat()
         }
         "AssociateAddress" => [one("AddressId"), one("InstanceId")].concat(),
         "DisassociateAddress" => one("AddressId"),

@@ -1661,3 +1661,131 @@ pub async fn network_resources_by_id_are_described_and_tagged(p: &Provider) {
     assert_eq!(err.class, ErrorClass::NotFound, "{err}");
     teardown(p, cloud.emulator(), &*d, &[], &net, &[]).await;
 }
+
+/// An instance joins a second security group of its VPC (what adopting a VM needs: it joins
+/// the instance's own group): the join is additive and idempotent, an unknown group or
+/// instance is NotFound, and a group of another VPC is refused (clouds whose groups belong to
+/// a VPC). Registered by each provider's `tests/conformance.rs`.
+pub async fn an_instance_joins_a_security_group(p: &Provider) {
+    let cloud = Cloud::start(p).await;
+    let d = cloud.driver(p);
+    let owner = tags(&[("mce/owner", "ns/vm-join")]);
+    let net = network(p, &*d, &owner, "join").await;
+    let id = d
+        .run_instance(&run_request(p, &net, &owner, "join-run"))
+        .await
+        .expect("run instance");
+    until_running(p, &*d, &id).await;
+    let own = d
+        .create_security_group(&CreateSecurityGroup {
+            region: p.region.into(),
+            vpc_id: net.vpc.clone(),
+            name: "vm-join".into(),
+            description: "per-instance group".into(),
+            tags: owner.clone(),
+            client_token: "join-own-sg".into(),
+        })
+        .await
+        .expect("create the per-instance group");
+    let groups_of = |emu: &EmulatorHandle| -> Vec<String> {
+        let snapshot = emu.state().resources();
+        let instance = snapshot["instances"]
+            .as_array()
+            .expect("instances")
+            .iter()
+            .find(|i| i["id"] == id.as_str())
+            .cloned()
+            .expect("the instance");
+        instance["securityGroupIds"]
+            .as_array()
+            .expect("securityGroupIds")
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect()
+    };
+
+    d.join_security_group(p.region, &id, &own)
+        .await
+        .expect("join the own group");
+    d.join_security_group(p.region, &id, &own)
+        .await
+        .expect("joining again is a success");
+    // In both groups: the new one cannot be deleted while the instance is in it, the first
+    // one was kept.
+    if let Some(emu) = cloud.emulator() {
+        assert_eq!(groups_of(emu), vec![net.group.clone(), own.clone()]);
+    }
+    for group in [&net.group, &own] {
+        let err = d
+            .delete_security_group(p.region, group)
+            .await
+            .expect_err("a group with an instance in it");
+        assert_eq!(err.class, ErrorClass::DependencyViolation, "{err}");
+    }
+
+    // Unknown group or instance: NotFound, nothing changed.
+    let err = d
+        .join_security_group(p.region, &id, p.unknown.security_group)
+        .await
+        .expect_err("an unknown group");
+    assert_eq!(err.class, ErrorClass::NotFound, "{err}");
+    let err = d
+        .join_security_group(p.region, p.unknown.instance, &own)
+        .await
+        .expect_err("an unknown instance");
+    assert_eq!(err.class, ErrorClass::NotFound, "{err}");
+
+    // A group of another VPC is refused (regional groups serve every VPC of their region).
+    if !p.regional_security_groups {
+        let other_vpc = d
+            .create_vpc(&CreateVpc {
+                region: p.region.into(),
+                cidr_block: p.vpc_cidr.into(),
+                name: "other".into(),
+                description: "another network".into(),
+                tags: owner.clone(),
+                client_token: "join-other-vpc".into(),
+            })
+            .await
+            .expect("create another vpc");
+        let foreign = d
+            .create_security_group(&CreateSecurityGroup {
+                region: p.region.into(),
+                vpc_id: other_vpc.clone(),
+                name: "foreign".into(),
+                description: "a group of another VPC".into(),
+                tags: owner.clone(),
+                client_token: "join-foreign-sg".into(),
+            })
+            .await
+            .expect("create a group in the other vpc");
+        let err = d
+            .join_security_group(p.region, &id, &foreign)
+            .await
+            .expect_err("a group of another VPC");
+        assert_eq!(err.class, ErrorClass::InvalidParameter, "{err}");
+        if let Some(emu) = cloud.emulator() {
+            assert_eq!(groups_of(emu), vec![net.group.clone(), own.clone()]);
+        }
+        d.delete_security_group(p.region, &foreign)
+            .await
+            .expect("delete the foreign group");
+        until_not(
+            ErrorClass::DependencyViolation,
+            Duration::from_secs(10),
+            || d.delete_vpc(p.region, &other_vpc),
+        )
+        .await
+        .expect("delete the other vpc");
+    }
+
+    teardown(
+        p,
+        cloud.emulator(),
+        &*d,
+        std::slice::from_ref(&id),
+        &net,
+        &[own],
+    )
+    .await;
+}

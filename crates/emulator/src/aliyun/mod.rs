@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 use crate::EmulatorState;
 use crate::model::Tags;
 use crate::model::{
-    AllocateEip, CreateSecurityGroup, CreateSubnet, CreateVpc, Idem, Instance, Kind, Model,
-    ModelError, RuleSpec, RunInstances, round_cents,
+    AllocateEip, CreateSecurityGroup, CreateSubnet, CreateVpc, Idem, Instance, JoinGroupError,
+    Kind, Model, ModelError, RuleSpec, RunInstances, round_cents,
 };
 use crate::verify::{self, Acs3Header, ReceivedRequest, sha256_hex};
 
@@ -123,6 +123,35 @@ impl From<ModelError> for ApiError {
             ModelError::Invalid(_) => (400, "InvalidParameter"),
         };
         Self::new(status, code, message)
+    }
+}
+
+impl From<JoinGroupError> for ApiError {
+    /// JoinSecurityGroup's own refusals, with the codes of its reference.
+    fn from(e: JoinGroupError) -> Self {
+        let message = e.to_string();
+        match e {
+            JoinGroupError::Model(e) => e.into(),
+            JoinGroupError::AlreadyMember { .. } => Self::new(
+                403,
+                "InvalidInstanceId.AlreadyExists",
+                "The specified instance already exists in the specified security group.",
+            ),
+            JoinGroupError::VpcMismatch { .. } => Self::new(
+                400,
+                "InvalidInstanceId.Mismatch",
+                format!(
+                    "Specified instance and security group are not in the same VPC: {message}."
+                ),
+            ),
+            JoinGroupError::GroupLimit { .. } => Self::new(
+                400,
+                "InstanceSecurityGroupLimitExceeded",
+                format!(
+                    "Exceeding the allowed amount of security groups that an instance can be in: {message}."
+                ),
+            ),
+        }
     }
 }
 
@@ -409,6 +438,22 @@ fn dispatch(state: &EmulatorState, version: &str, action: &str, p: &Params) -> A
                 .with_model(|m| m.instances.get(id).map(|i| i.region.clone()))
                 .unwrap_or_default();
             state.with_model_mut(|m| m.start_instance(&region, id, now))?;
+            Ok(json!({}))
+        }
+        (ECS_VERSION, "JoinSecurityGroup") => {
+            let group = p.req("SecurityGroupId")?;
+            // An elastic network interface joins by `NetworkInterfaceId` instead (not modelled).
+            if let Some(eni) = p.get("NetworkInterfaceId") {
+                return Err(ApiError::invalid("NetworkInterfaceId", eni));
+            }
+            let id = p.req("InstanceId")?;
+            let region = match p.get("RegionId") {
+                Some(r) => r.to_string(),
+                None => state
+                    .with_model(|m| m.instances.get(id).map(|i| i.region.clone()))
+                    .unwrap_or_default(),
+            };
+            state.with_model_mut(|m| m.join_security_group(&region, id, group, now))?;
             Ok(json!({}))
         }
         (ECS_VERSION, "DeleteInstance") => {

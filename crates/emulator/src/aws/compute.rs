@@ -8,7 +8,7 @@ use base64::Engine;
 use super::network::{group, subnet, vpc_gateway};
 use super::request::{Filter, filter_tag_keys, page, passes};
 use super::*;
-use crate::model::{AllocateEip, Eip, Idem, InstanceStatus, RunInstances};
+use crate::model::{AllocateEip, Eip, Idem, InstanceStatus, JoinGroupError, RunInstances};
 use crate::verify::sha256_hex;
 
 pub(super) fn dispatch(
@@ -35,6 +35,7 @@ pub(super) fn dispatch(
         "TerminateInstances" => terminate_instances(state, region, p, now),
         "StopInstances" => stop_instances(state, region, p, now),
         "StartInstances" => start_instances(state, region, p, now),
+        "ModifyInstanceAttribute" => modify_instance_attribute(state, region, p, now),
         "CreateTags" => create_tags(state, region, p),
         "DeleteTags" => delete_tags(state, region, p),
         "DescribeTags" => {
@@ -905,6 +906,120 @@ fn required_instance_ids(p: &Params) -> ApiResult<Vec<String>> {
         return Err(ApiError::missing("InstanceId"));
     }
     Ok(ids)
+}
+
+/// The attribute forms of ModifyInstanceAttribute other than `GroupId.N` (botocore's EC2
+/// model): recognized, and refused as not modelled.
+const OTHER_INSTANCE_ATTRIBUTES: &[&str] = &[
+    "Attribute",
+    "Value",
+    "SourceDestCheck",
+    "DisableApiTermination",
+    "DisableApiStop",
+    "InstanceType",
+    "Kernel",
+    "Ramdisk",
+    "UserData",
+    "InstanceInitiatedShutdownBehavior",
+    "BlockDeviceMapping",
+    "EbsOptimized",
+    "SriovNetSupport",
+    "EnaSupport",
+];
+
+/// ModifyInstanceAttribute, served for the security groups: `GroupId.N` replaces the
+/// instance's set (one interface; a VPC instance in any state but shutting down or gone).
+/// One attribute per call, as EC2 takes it; the other attributes are not modelled and are
+/// refused as `UnsupportedOperation`, `Attribute=groupSet` (which takes no `Value`) points to
+/// `GroupId.N`.
+fn modify_instance_attribute(
+    state: &EmulatorState,
+    region: &str,
+    p: &Params,
+    now: Instant,
+) -> ApiResult<Xml> {
+    let id = p.req("InstanceId")?.to_string();
+    let groups = p.list("GroupId");
+    let others: Vec<&str> = p
+        .top_level()
+        .into_iter()
+        .filter(|n| OTHER_INSTANCE_ATTRIBUTES.contains(n))
+        .collect();
+    match (groups.is_empty(), others.as_slice()) {
+        (false, []) => {}
+        (false, _) => {
+            return Err(ApiError::bad(
+                "InvalidParameterCombination",
+                format!(
+                    "Only one attribute can be modified at a time: GroupId with {}",
+                    others.join(", ")
+                ),
+            ));
+        }
+        (true, []) => {
+            return Err(ApiError::bad(
+                "MissingParameter",
+                "The request must contain one attribute to modify, e.g. GroupId.N",
+            ));
+        }
+        (true, _) if p.get("Attribute") == Some("groupSet") => {
+            return Err(ApiError::bad(
+                "InvalidParameterCombination",
+                "The groupSet attribute is modified with GroupId.N, not Attribute and Value",
+            ));
+        }
+        (true, _) => {
+            return Err(ApiError::bad(
+                "UnsupportedOperation",
+                format!(
+                    "The emulator modifies the security groups (GroupId.N) only, not {}",
+                    others.join(", ")
+                ),
+            ));
+        }
+    }
+    state.with_model_mut(|m| {
+        let f = state.aws();
+        named_instances(m, &f, region, std::slice::from_ref(&id), now)?;
+        let current = match m.instances.get(&id) {
+            Some(i) => instance_state(m, &f, i, now),
+            None => TERMINATED,
+        };
+        if matches!(current.1, "shutting-down" | "terminated") {
+            return Err(ApiError::bad(
+                "IncorrectInstanceState",
+                format!("The instance '{id}' is not in a state from which it can be modified."),
+            ));
+        }
+        for g in &groups {
+            group(m, region, g)?;
+        }
+        m.set_security_groups(region, &id, &groups)
+            .map_err(join_error)?;
+        Ok(returns_true())
+    })
+}
+
+/// A refused change of an instance's groups, as EC2 words it.
+fn join_error(e: JoinGroupError) -> ApiError {
+    match e {
+        JoinGroupError::Model(e) => ApiError::from_model(e),
+        JoinGroupError::VpcMismatch { group, subnet, .. } => ApiError::bad(
+            "InvalidParameter",
+            format!("Security group {group} and subnet {subnet} belong to different networks."),
+        ),
+        JoinGroupError::GroupLimit { limit, .. } => ApiError::bad(
+            "SecurityGroupsPerInterfaceLimitExceeded",
+            format!(
+                "You have exceeded the maximum number of security groups ({limit}) allowed per network interface."
+            ),
+        ),
+        // A set holds each group once: not an error of EC2's.
+        JoinGroupError::AlreadyMember { group, .. } => ApiError::bad(
+            "InvalidParameterValue",
+            format!("The security group '{group}' is given twice"),
+        ),
+    }
 }
 
 fn terminate_instances(

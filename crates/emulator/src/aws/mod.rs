@@ -955,6 +955,28 @@ const KNOWN_PARAMS: &[(&str, &[&str])] = &[
         &["InstanceId", "AdditionalInfo", "DryRun"],
     ),
     (
+        "ModifyInstanceAttribute",
+        &[
+            "SourceDestCheck",
+            "DisableApiStop",
+            "DryRun",
+            "InstanceId",
+            "Attribute",
+            "Value",
+            "BlockDeviceMapping",
+            "DisableApiTermination",
+            "InstanceType",
+            "Kernel",
+            "Ramdisk",
+            "UserData",
+            "InstanceInitiatedShutdownBehavior",
+            "GroupId",
+            "EbsOptimized",
+            "SriovNetSupport",
+            "EnaSupport",
+        ],
+    ),
+    (
         "StopInstances",
         &[
             "InstanceId",
@@ -1279,6 +1301,11 @@ fn iam_calls(m: &Model, f: &FrontState, region: &str, action: &str, p: &Params) 
         }
         "DeleteInternetGateway" => resources.extend(one("InternetGatewayId")),
         "CreateRoute" | "DeleteRoute" => resources.extend(one("RouteTableId")),
+        // EC2 authorizes the instance and every group of the new set.
+        "ModifyInstanceAttribute" => {
+            resources.extend(one("InstanceId"));
+            resources.extend(ids("GroupId"));
+        }
         "TerminateInstances" | "StartInstances" | "StopInstances" => {
             resources.extend(ids("InstanceId"));
         }

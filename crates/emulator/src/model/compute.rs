@@ -231,6 +231,97 @@ impl Model {
         Ok(())
     }
 
+    /// Adds the instance to a security group of its VPC (a regional group, with no VPC, serves
+    /// every VPC of its region), after its other groups. The instance must be Running or
+    /// Stopped; it can be in at most [`Quotas::security_groups_per_instance`] groups. A member
+    /// is refused with [`JoinGroupError::AlreadyMember`] and left unchanged: the front ends
+    /// whose cloud answers success ignore it.
+    pub fn join_security_group(
+        &mut self,
+        region: &str,
+        instance_id: &str,
+        group_id: &str,
+        now: Instant,
+    ) -> Result<(), JoinGroupError> {
+        let instance = self.get_instance(instance_id, region)?;
+        let group_vpc = &self.get_security_group(group_id, region)?.vpc_id;
+        if !group_vpc.is_empty() && *group_vpc != instance.vpc_id {
+            return Err(JoinGroupError::VpcMismatch {
+                instance: instance_id.into(),
+                group: group_id.into(),
+                subnet: instance.subnet_id.clone(),
+            });
+        }
+        if instance.security_group_ids.iter().any(|g| g == group_id) {
+            return Err(JoinGroupError::AlreadyMember {
+                instance: instance_id.into(),
+                group: group_id.into(),
+            });
+        }
+        let status = self.instance_status(instance, now);
+        if !matches!(status, InstanceStatus::Running | InstanceStatus::Stopped) {
+            return Err(ModelError::InstanceStatus {
+                id: instance_id.into(),
+                status: status.as_str(),
+                message: "only a Running or Stopped instance can join a security group".into(),
+            }
+            .into());
+        }
+        let limit = self.quotas.security_groups_per_instance;
+        if instance.security_group_ids.len() >= limit as usize {
+            return Err(JoinGroupError::GroupLimit {
+                instance: instance_id.into(),
+                limit,
+            });
+        }
+        if let Some(i) = self.instances.get_mut(instance_id) {
+            i.security_group_ids.push(group_id.to_string());
+        }
+        Ok(())
+    }
+
+    /// Replaces the instance's security groups with `groups` (in order, duplicates dropped),
+    /// as EC2's ModifyInstanceAttribute `GroupId.N` does: at least one, each in the
+    /// instance's VPC, at most [`Quotas::security_groups_per_instance`]. Any state but gone.
+    pub fn set_security_groups(
+        &mut self,
+        region: &str,
+        instance_id: &str,
+        groups: &[String],
+    ) -> Result<(), JoinGroupError> {
+        let instance = self.get_instance(instance_id, region)?;
+        if groups.is_empty() {
+            return Err(ModelError::Invalid("a security group is required".into()).into());
+        }
+        let mut set: Vec<String> = Vec::with_capacity(groups.len());
+        for g in groups {
+            if !set.contains(g) {
+                set.push(g.clone());
+            }
+        }
+        for g in &set {
+            let group_vpc = &self.get_security_group(g, region)?.vpc_id;
+            if !group_vpc.is_empty() && *group_vpc != instance.vpc_id {
+                return Err(JoinGroupError::VpcMismatch {
+                    instance: instance_id.into(),
+                    group: g.clone(),
+                    subnet: instance.subnet_id.clone(),
+                });
+            }
+        }
+        let limit = self.quotas.security_groups_per_instance;
+        if set.len() > limit as usize {
+            return Err(JoinGroupError::GroupLimit {
+                instance: instance_id.into(),
+                limit,
+            });
+        }
+        if let Some(i) = self.instances.get_mut(instance_id) {
+            i.security_group_ids = set;
+        }
+        Ok(())
+    }
+
     /// Deletes instances (all or none). Without `force` each must be Stopped. Associated EIPs
     /// are disassociated; the stock is given back.
     pub fn delete_instances(

@@ -112,6 +112,24 @@ pub enum ModelError {
 
 pub type ModelResult<T> = Result<T, ModelError>;
 
+/// Why an instance cannot join a security group ([`Model::join_security_group`]): a model
+/// error, or a refusal of that call alone, which each front end words as its cloud does.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinGroupError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("instance {instance} is already in security group {group}")]
+    AlreadyMember { instance: String, group: String },
+    #[error("the security group {group} and the instance {instance} are not in the same VPC")]
+    VpcMismatch {
+        instance: String,
+        group: String,
+        subnet: String,
+    },
+    #[error("instance {instance} is already in {limit} security groups, the most allowed")]
+    GroupLimit { instance: String, limit: u32 },
+}
+
 /// Account quotas. Counts are per region-less account, as the emulator holds one account.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -123,6 +141,8 @@ pub struct Quotas {
     pub instances: u32,
     pub eips: u32,
     pub tags_per_resource: u32,
+    /// Security groups one instance can be in (5 by default on Alibaba, Tencent and AWS).
+    pub security_groups_per_instance: u32,
 }
 
 impl Default for Quotas {
@@ -135,6 +155,7 @@ impl Default for Quotas {
             instances: 100,
             eips: 20,
             tags_per_resource: 20,
+            security_groups_per_instance: 5,
         }
     }
 }

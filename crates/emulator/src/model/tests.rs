@@ -478,3 +478,94 @@ fn gpu_models_have_a_cheaper_cloud() {
         assert!(p.lists(t), "{t}");
     }
 }
+
+#[test]
+fn instances_join_groups_of_their_vpc_up_to_the_limit() {
+    let mut m = Model::new(settings());
+    let (vpc, subnet, sg) = network(&mut m);
+    let t0 = Instant::now();
+    let id = m.run_instances(run_req(&subnet, &sg, 1), None, t0).unwrap()[0].clone();
+    let group = |m: &mut Model, vpc: &str| {
+        m.create_security_group(
+            CreateSecurityGroup {
+                region: "cn-hangzhou".into(),
+                vpc_id: vpc.into(),
+                name: String::new(),
+                description: String::new(),
+                tags: Tags::new(),
+            },
+            None,
+        )
+        .unwrap()
+    };
+    let own = group(&mut m, &vpc);
+    // Pending: refused.
+    let err = m
+        .join_security_group("cn-hangzhou", &id, &own, t0)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            JoinGroupError::Model(ModelError::InstanceStatus { .. })
+        ),
+        "{err}"
+    );
+    let running = t0 + Duration::from_secs(10);
+    m.join_security_group("cn-hangzhou", &id, &own, running)
+        .unwrap();
+    assert_eq!(
+        m.instances[&id].security_group_ids,
+        vec![sg.clone(), own.clone()]
+    );
+    let err = m
+        .join_security_group("cn-hangzhou", &id, &own, running)
+        .unwrap_err();
+    assert!(matches!(err, JoinGroupError::AlreadyMember { .. }), "{err}");
+    let err = m
+        .join_security_group("cn-hangzhou", &id, "sg-none", running)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            JoinGroupError::Model(ModelError::NotFound {
+                kind: Kind::SecurityGroup,
+                ..
+            })
+        ),
+        "{err}"
+    );
+    let other_vpc = m.create_vpc(vpc_req("10.1.0.0/16"), None).unwrap();
+    let foreign = group(&mut m, &other_vpc);
+    let err = m
+        .join_security_group("cn-hangzhou", &id, &foreign, running)
+        .unwrap_err();
+    assert!(matches!(err, JoinGroupError::VpcMismatch { .. }), "{err}");
+    // Up to the limit (5), then refused; nothing changes.
+    for _ in 0..3 {
+        let g = group(&mut m, &vpc);
+        m.join_security_group("cn-hangzhou", &id, &g, running)
+            .unwrap();
+    }
+    let sixth = group(&mut m, &vpc);
+    let err = m
+        .join_security_group("cn-hangzhou", &id, &sixth, running)
+        .unwrap_err();
+    assert!(
+        matches!(err, JoinGroupError::GroupLimit { limit: 5, .. }),
+        "{err}"
+    );
+    assert_eq!(m.instances[&id].security_group_ids.len(), 5);
+    // EC2's replacement: the set given, duplicates dropped, same checks.
+    m.set_security_groups("cn-hangzhou", &id, &[own.clone(), sg.clone(), own.clone()])
+        .unwrap();
+    assert_eq!(
+        m.instances[&id].security_group_ids,
+        vec![own.clone(), sg.clone()]
+    );
+    let err = m
+        .set_security_groups("cn-hangzhou", &id, &[sg.clone(), foreign])
+        .unwrap_err();
+    assert!(matches!(err, JoinGroupError::VpcMismatch { .. }), "{err}");
+    assert!(m.set_security_groups("cn-hangzhou", &id, &[]).is_err());
+    assert_eq!(m.instances[&id].security_group_ids, vec![own, sg]);
+}

@@ -4,7 +4,9 @@
 use super::network::zone_of_region;
 use super::request::{bad_filter, filter_tag_keys, ids_or_filters, page, paged, tag_filter};
 use super::*;
-use crate::model::{Instance, InstanceStatus, Model, RunInstances, round_cents};
+use crate::model::{
+    Instance, InstanceStatus, JoinGroupError, Model, ModelError, RunInstances, round_cents,
+};
 
 const FILTER_CODE: &str = "InvalidFilter";
 
@@ -116,6 +118,7 @@ pub(super) fn dispatch(
             })
         }
         "TerminateInstances" => terminate_instances(state, call.region()?, body, now),
+        "AssociateSecurityGroups" => associate_security_groups(state, call.region()?, body, now),
         "InquiryPriceRunInstances" => {
             let region = call.region()?;
             state.with_model(|m| inquiry_price(m, region, body))
@@ -153,6 +156,71 @@ fn instance_ids<'a>(body: &Body<'a>) -> ApiResult<Vec<&'a str>> {
         ));
     }
     Ok(ids)
+}
+
+/// AssociateSecurityGroups: one group (the API takes no more) added to up to 100 instances,
+/// after their other groups; a group an instance already has is left as it is. All or
+/// nothing: every instance is checked (RUNNING or STOPPED, room for one more group) first.
+fn associate_security_groups(
+    state: &EmulatorState,
+    region: &str,
+    body: &Body<'_>,
+    now: Instant,
+) -> ApiResult<Value> {
+    let groups = body.strs("SecurityGroupIds")?;
+    let group = match groups.as_slice() {
+        [] => return Err(ApiError::missing("SecurityGroupIds")),
+        [one] => *one,
+        _ => {
+            return Err(ApiError::new(
+                "InvalidParameterValue.LimitExceeded",
+                "Only one security group can be associated per request.",
+            ));
+        }
+    };
+    let ids = instance_ids(body)?;
+    state.with_model_mut(|m| {
+        let front = state.tencent();
+        let cvm = |e: ModelError| ApiError::from_model(e, Service::Cvm);
+        let limit = m.quotas.security_groups_per_instance as usize;
+        for id in &ids {
+            let i = instance(m, region, id)?;
+            let st = instance_state(m, &front, i, now);
+            if !matches!(st, "RUNNING" | "STOPPED") {
+                return Err(ApiError::new(
+                    instance_state_code(st),
+                    format!("The instance `{id}` is {st}."),
+                ));
+            }
+            m.get_security_group(group, region).map_err(cvm)?;
+            if !i.security_group_ids.iter().any(|g| g == group)
+                && i.security_group_ids.len() >= limit
+            {
+                return Err(ApiError::new(
+                    "LimitExceeded.AssociateUSGLimitExceeded",
+                    format!("An instance can be bound with up to {limit} security groups: `{id}`."),
+                ));
+            }
+        }
+        for id in &ids {
+            match m.join_security_group(region, id, group, now) {
+                Ok(()) | Err(JoinGroupError::AlreadyMember { .. }) => {}
+                Err(JoinGroupError::Model(e)) => return Err(cvm(e)),
+                Err(JoinGroupError::GroupLimit { instance, limit }) => {
+                    return Err(ApiError::new(
+                        "LimitExceeded.AssociateUSGLimitExceeded",
+                        format!(
+                            "An instance can be bound with up to {limit} security groups: `{instance}`."
+                        ),
+                    ));
+                }
+                Err(e @ JoinGroupError::VpcMismatch { .. }) => {
+                    return Err(ApiError::new("InvalidParameterValue", e.to_string()));
+                }
+            }
+        }
+        Ok(json!({}))
+    })
 }
 
 fn instance<'m>(m: &'m Model, region: &str, id: &str) -> ApiResult<&'m Instance> {

@@ -556,6 +556,10 @@ const KNOWN_PARAMS: &[(&str, &[&str])] = &[
     ),
     ("StartInstances", &["InstanceIds"]),
     (
+        "AssociateSecurityGroups",
+        &["SecurityGroupIds", "InstanceIds"],
+    ),
+    (
         "StopInstances",
         &["InstanceIds", "ForceStop", "StopType", "StoppedMode"],
     ),
@@ -737,6 +741,7 @@ fn service_of(action: &str) -> Option<Service> {
         | "TerminateInstances"
         | "StartInstances"
         | "StopInstances"
+        | "AssociateSecurityGroups"
         | "InquiryPriceRunInstances" => Service::Cvm,
         "TagResources" | "UnTagResources" | "GetResources" => Service::Tag,
         "GetCallerIdentity" => Service::Sts,
