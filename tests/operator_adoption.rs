@@ -80,6 +80,11 @@ async fn hand_made_network(env: &Env, tags: &[(&str, &str)]) -> HandMadeNetwork 
 /// Creates a VPC, subnet, group and a running VM tagged `tags` directly in the emulator.
 async fn hand_made_vm(env: &Env, tags: &[(&str, &str)]) -> String {
     let net = hand_made_network(env, tags).await;
+    hand_made_vm_in(env, &net, tags).await
+}
+
+/// A running VM tagged `tags` in the VSwitch and group of `net`, made directly in the emulator.
+async fn hand_made_vm_in(env: &Env, net: &HandMadeNetwork, tags: &[(&str, &str)]) -> String {
     let driver = ModelDriver::new(env.emulator.state().clone()).with_provider("ALIYUN");
     let tags: BTreeMap<String, String> = tags
         .iter()
@@ -87,7 +92,7 @@ async fn hand_made_vm(env: &Env, tags: &[(&str, &str)]) -> String {
         .collect();
     let region = env.cloud.region.to_string();
     let suffix = format!("{:08x}", rand::random::<u32>());
-    let (subnet, group) = (net.v_switch, net.group);
+    let (subnet, group) = (net.v_switch.clone(), net.group.clone());
     driver
         .run_instance(&RunInstance {
             region,
@@ -394,6 +399,44 @@ async fn adopted_network_serves_an_instance_and_is_released_with_it() {
         "no network was created: {cloud:#}"
     );
 
+    // A hand-made VM in that network, adopted with ports: it joins a security group of its
+    // own (it had only the network's), which holds its ports.
+    let vm_id = hand_made_vm_in(&env, &hand, &[("tenantId", "acme")]).await;
+    env.wait_cloud("hand-made VM running", |c| {
+        (by_id(c, "instances", &vm_id)?["status"] == "Running").then_some(())
+    })
+    .await;
+    env.create_instance(
+        "adopted-vm",
+        "user-1",
+        json!({"adopt": {"instanceId": vm_id}, "networkRef": "adopted-net", "openPorts": [22, 8080]}),
+    )
+    .await;
+    let adopted = env.wait_ready(&ns, "adopted-vm").await;
+    let own_group = adopted
+        .status
+        .as_ref()
+        .and_then(|s| s.security_group_id.clone())
+        .expect("the adopted VM's own group");
+    assert_ne!(own_group, hand.group);
+    let cloud = env.cloud();
+    let vm = by_id(&cloud, "instances", &vm_id).expect("VM");
+    let groups: Vec<&str> = vm["securityGroupIds"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        groups.contains(&own_group.as_str()) && groups.contains(&hand.group.as_str()),
+        "{groups:?}"
+    );
+    assert_eq!(group_ports(&cloud, &own_group), vec![22, 8080]);
+    env.instances()
+        .delete("adopted-vm", &DeleteParams::default())
+        .await
+        .expect("delete adopted VM");
+
     // Deleting both releases everything, the adopted network included (reclaimPolicy Delete).
     env.instances()
         .delete("in-adopted", &DeleteParams::default())
@@ -403,10 +446,11 @@ async fn adopted_network_serves_an_instance_and_is_released_with_it() {
         .delete("adopted-net", &DeleteParams::default())
         .await
         .expect("delete network");
-    wait_for("EcsInstance and UserNetwork gone", WAIT, || async {
+    wait_for("EcsInstances and UserNetwork gone", WAIT, || async {
         let inst = env.instances().get_opt("in-adopted").await.ok()?;
+        let vm = env.instances().get_opt("adopted-vm").await.ok()?;
         let net = env.networks_in(&ns).get_opt("adopted-net").await.ok()?;
-        (inst.is_none() && net.is_none()).then_some(())
+        (inst.is_none() && vm.is_none() && net.is_none()).then_some(())
     })
     .await;
     env.wait_cloud("every resource released", |c| {

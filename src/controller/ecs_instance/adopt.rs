@@ -104,6 +104,38 @@ impl Run<'_> {
     }
 }
 
+impl Run<'_> {
+    /// An adopted VM is in none of the operator's groups: to take `openPorts` it joins the
+    /// instance's own security group (found by its UID tag or created in the network's VPC).
+    /// The group is recorded only once joined, so the ports step never opens ports on a group
+    /// the VM is not in. A VM in another VPC than its network's is refused by the cloud, and
+    /// that refusal is what `PortsReady` shows.
+    pub(super) async fn join_own_group(
+        &self,
+        instance: &Instance,
+        progress: &mut Progress<EcsInstanceStatus>,
+    ) -> Result<(), StepError> {
+        let group = self.ensure_security_group(progress).await?;
+        progress.status.security_group_id = None;
+        self.driver
+            .join_security_group(self.region(), &instance.id, &group)
+            .await
+            .map_err(|e| {
+                progress.step(
+                    conditions::PORTS_READY,
+                    false,
+                    plan::failure_reason(&super::super::error::Error::Cloud(e.clone())),
+                    format!("the adopted instance cannot join its security group {group}: {e}"),
+                );
+                StepError::Refused(plan::backoff_for(&super::super::error::Error::Cloud(e)))
+            })?;
+        info!(instance_id = %instance.id, group_id = %group, "adopted instance joined its security group");
+        progress.cloud_changed = true;
+        progress.status.security_group_id = Some(group);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -357,7 +357,7 @@ impl Run<'_> {
     }
 
     /// The instance's own security group, holding its ports.
-    async fn ensure_security_group(
+    pub(super) async fn ensure_security_group(
         &self,
         progress: &mut Progress<EcsInstanceStatus>,
     ) -> std::result::Result<String, StepError> {

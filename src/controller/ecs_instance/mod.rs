@@ -335,6 +335,18 @@ impl Run<'_> {
                 retry = Some(plan::backoff_for(&e));
             }
         }
+        if self.inst.spec.adopt.is_some()
+            && progress.status.security_group_id.is_none()
+            && !self.inst.spec.open_ports.is_empty()
+        {
+            match self.join_own_group(&instance, progress).await {
+                Ok(()) => {}
+                Err(StepError::Refused(delay)) => {
+                    return Outcome::Finish(Some(retry.map_or(delay, |r| r.min(delay))));
+                }
+                Err(StepError::Failed(e)) => return Outcome::Fail(e),
+            }
+        }
         match self.reconcile_ports_unless(skip_ports, progress).await {
             Ok(true) => {}
             Ok(false) => {
