@@ -11,6 +11,7 @@ pub mod plan;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
@@ -33,6 +34,10 @@ const CONVERGING_REQUEUE: Duration = Duration::from_secs(5);
 /// Children created (or deleted) per reconcile: large sets grow in a few passes instead of one
 /// long burst of API calls holding the reconcile.
 const MAX_WRITES_PER_PASS: usize = 100;
+/// Child creates sent at once.
+const CREATES_IN_FLIGHT: usize = 16;
+/// When the next batch of a capped pass goes out.
+const NEXT_BATCH: Duration = Duration::from_millis(100);
 
 #[instrument(skip_all, fields(ecsinstanceset = %format!("{}/{}", set.namespace().unwrap_or_default(), set.name_any())))]
 pub async fn reconcile(set: Arc<EcsInstanceSet>, ctx: Arc<Context>) -> Result<Action> {
@@ -174,10 +179,22 @@ async fn apply(set: &EcsInstanceSet, ctx: &Context) -> Result<Action> {
     }
     let creates = decision.create.min(MAX_WRITES_PER_PASS);
     let zones = plan::zones_for_new(&set.spec.spread_zones, &views, creates);
-    for i in 0..creates {
-        let child = new_child(set, &child_labels, zones.get(i))?;
-        let created = api.create(&PostParams::default(), &child).await?;
-        info!(child = %created.name_any(), "child created");
+    // Several creates in flight: one at a time, a set of hundreds waits on API-server latency.
+    let children: Vec<EcsInstance> = (0..creates)
+        .map(|i| new_child(set, &child_labels, zones.get(i)))
+        .collect::<Result<_>>()?;
+    let created: Vec<std::result::Result<EcsInstance, kube::Error>> =
+        futures::stream::iter(children)
+            .map(|child| {
+                let api = api.clone();
+                async move { api.create(&PostParams::default(), &child).await }
+            })
+            .buffer_unordered(CREATES_IN_FLIGHT)
+            .collect()
+            .await;
+    for result in created {
+        let child = result?;
+        info!(child = %child.name_any(), "child created");
         changed = true;
     }
 
@@ -220,7 +237,12 @@ async fn apply(set: &EcsInstanceSet, ctx: &Context) -> Result<Action> {
     );
     let warning = (reason == Reason::ChildFailed).then_some((reason, message));
     save(set, ctx, &previous, &status, warning).await?;
-    Ok(if ready && !changed {
+    // Capped this pass: the rest goes out at once rather than at the next wake-up.
+    let capped =
+        decision.create > MAX_WRITES_PER_PASS || decision.delete.len() > MAX_WRITES_PER_PASS;
+    Ok(if capped {
+        Action::requeue(NEXT_BATCH)
+    } else if ready && !changed {
         Action::requeue(super::jittered(ctx.config.resync))
     } else {
         Action::requeue(CONVERGING_REQUEUE)
