@@ -140,6 +140,33 @@ pub fn subnet_cidr(network: &Ipv4Net) -> Ipv4Net {
     Ipv4Net::new(network.network(), prefix).unwrap_or(*network)
 }
 
+/// Why a resource with `resource_tags` may not be adopted by the object `uid` of `tenant`, if
+/// it may not. Tenancy is a security boundary (the one rule of EcsInstance and UserNetwork adoption): another tenant's resource is never adopted, an
+/// untagged one only where the CloudProvider allows it.
+pub fn adoption_refusal(
+    resource_tags: &Tags,
+    uid: &str,
+    tenant: &str,
+    allow_untagged: bool,
+) -> Option<String> {
+    if let Some(owner) = resource_tags.get(tags::OBJECT_UID)
+        && owner != uid
+    {
+        return Some(format!("it is managed by another object (UID {owner})"));
+    }
+    match resource_tags.get(tags::TENANT) {
+        Some(t) if t == tenant => None,
+        Some(t) => Some(format!(
+            "it is tagged for tenant {t:?}, not this namespace's tenant {tenant:?}"
+        )),
+        None if allow_untagged => None,
+        None => Some(format!(
+            "it carries no {:?} tag for tenant {tenant:?} (the CloudProvider does not set allowUntaggedAdoption)",
+            tags::TENANT
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,5 +239,34 @@ mod tests {
         let third = derive_cidr("acme", "u1", [wide.as_str()]).unwrap();
         assert!(!wide.parse::<Ipv4Net>().unwrap().contains(&third.network()));
         assert_eq!(subnet_cidr(&first).prefix_len(), NETWORK_PREFIX + 1);
+    }
+
+    fn tagged(pairs: &[(&str, &str)]) -> Tags {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn only_the_tenants_own_unowned_resources_are_adopted() {
+        let own = tagged(&[(tags::TENANT, "acme")]);
+        assert_eq!(adoption_refusal(&own, "u1", "acme", false), None);
+        let theirs = tagged(&[(tags::TENANT, "globex")]);
+        assert!(
+            adoption_refusal(&theirs, "u1", "acme", true)
+                .unwrap()
+                .contains("globex")
+        );
+        let owned = tagged(&[(tags::TENANT, "acme"), (tags::OBJECT_UID, "u2")]);
+        assert!(
+            adoption_refusal(&owned, "u1", "acme", false)
+                .unwrap()
+                .contains("another object")
+        );
+        let mine = tagged(&[(tags::TENANT, "acme"), (tags::OBJECT_UID, "u1")]);
+        assert_eq!(adoption_refusal(&mine, "u1", "acme", false), None);
+        assert!(adoption_refusal(&Tags::new(), "u1", "acme", false).is_some());
+        assert_eq!(adoption_refusal(&Tags::new(), "u1", "acme", true), None);
     }
 }

@@ -8,37 +8,11 @@ use tracing::info;
 
 use super::super::plan;
 use super::super::status::Progress;
+use super::super::tenancy::adoption_refusal;
 use super::{Run, StepError};
 use crate::api::conditions;
-use crate::api::{EcsInstanceStatus, Reason, tags};
-use mce_cloud::{Instance, InstanceStatus, Tags};
-
-/// Why a resource with `resource_tags` may not be adopted by the object `uid` of `tenant`, if
-/// it may not. Tenancy is a security boundary: another tenant's resource is never adopted, an
-/// untagged one only where the CloudProvider allows it.
-pub fn refusal(
-    resource_tags: &Tags,
-    uid: &str,
-    tenant: &str,
-    allow_untagged: bool,
-) -> Option<String> {
-    if let Some(owner) = resource_tags.get(tags::OBJECT_UID)
-        && owner != uid
-    {
-        return Some(format!("it is managed by another object (UID {owner})"));
-    }
-    match resource_tags.get(tags::TENANT) {
-        Some(t) if t == tenant => None,
-        Some(t) => Some(format!(
-            "it is tagged for tenant {t:?}, not this namespace's tenant {tenant:?}"
-        )),
-        None if allow_untagged => None,
-        None => Some(format!(
-            "it carries no {:?} tag for tenant {tenant:?} (the CloudProvider does not set allowUntaggedAdoption)",
-            tags::TENANT
-        )),
-    }
-}
+use crate::api::{EcsInstanceStatus, Reason};
+use mce_cloud::{Instance, InstanceStatus};
 
 impl Run<'_> {
     /// Verifies and tags the instance `id`, then records it as this object's.
@@ -74,7 +48,7 @@ impl Run<'_> {
                 ),
             ));
         };
-        if let Some(why) = refusal(
+        if let Some(why) = adoption_refusal(
             &instance.tags,
             &self.uid,
             &self.resolved.tenant,
@@ -133,39 +107,5 @@ impl Run<'_> {
         progress.cloud_changed = true;
         progress.status.security_group_id = Some(group);
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tagged(pairs: &[(&str, &str)]) -> Tags {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn only_the_tenants_own_unowned_resources_are_adopted() {
-        let own = tagged(&[(tags::TENANT, "acme")]);
-        assert_eq!(refusal(&own, "u1", "acme", false), None);
-        let theirs = tagged(&[(tags::TENANT, "globex")]);
-        assert!(
-            refusal(&theirs, "u1", "acme", true)
-                .unwrap()
-                .contains("globex")
-        );
-        let owned = tagged(&[(tags::TENANT, "acme"), (tags::OBJECT_UID, "u2")]);
-        assert!(
-            refusal(&owned, "u1", "acme", false)
-                .unwrap()
-                .contains("another object")
-        );
-        let mine = tagged(&[(tags::TENANT, "acme"), (tags::OBJECT_UID, "u1")]);
-        assert_eq!(refusal(&mine, "u1", "acme", false), None);
-        assert!(refusal(&Tags::new(), "u1", "acme", false).is_some());
-        assert_eq!(refusal(&Tags::new(), "u1", "acme", true), None);
     }
 }

@@ -8,36 +8,10 @@ use tracing::info;
 
 use super::super::error::Result;
 use super::super::status::{Progress, StatusSink};
+use super::super::tenancy::adoption_refusal;
+use crate::api::UserNetworkStatus;
 use crate::api::adopt::NetworkAdoptSpec;
-use crate::api::{UserNetworkStatus, tags};
 use mce_cloud::{CloudDriver, ResourceKind, SecurityGroup, Subnet, Tags, Vpc};
-
-/// Why a resource with `resource_tags` may not be adopted by the object `uid` of `tenant`, if
-/// it may not. Tenancy is a security boundary: another tenant's resource is never adopted, an
-/// untagged one only where the CloudProvider allows it. (The same rule as an EcsInstance's.)
-pub fn refusal(
-    resource_tags: &Tags,
-    uid: &str,
-    tenant: &str,
-    allow_untagged: bool,
-) -> Option<String> {
-    if let Some(owner) = resource_tags.get(tags::OBJECT_UID)
-        && owner != uid
-    {
-        return Some(format!("it is managed by another object (UID {owner})"));
-    }
-    match resource_tags.get(tags::TENANT) {
-        Some(t) if t == tenant => None,
-        Some(t) => Some(format!(
-            "it is tagged for tenant {t:?}, not this namespace's tenant {tenant:?}"
-        )),
-        None if allow_untagged => None,
-        None => Some(format!(
-            "it carries no {:?} tag for tenant {tenant:?} (the CloudProvider does not set allowUntaggedAdoption)",
-            tags::TENANT
-        )),
-    }
-}
 
 /// The three resources as the cloud describes them in the network's region (`None`: absent).
 #[derive(Clone, Debug, Default)]
@@ -120,7 +94,8 @@ pub fn decide(adopt: &NetworkAdoptSpec, observed: &Observed, who: &Adopter<'_>) 
         ("VSwitch", &subnet.id, &subnet.tags),
         ("security group", &group.id, &group.tags),
     ] {
-        if let Some(why) = refusal(resource_tags, who.uid, who.tenant, who.allow_untagged) {
+        if let Some(why) = adoption_refusal(resource_tags, who.uid, who.tenant, who.allow_untagged)
+        {
             return Decision::Refuse(format!("{what} {id} cannot be adopted: {why}"));
         }
     }
@@ -219,6 +194,7 @@ pub async fn adopt(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::tags;
 
     fn tagged(pairs: &[(&str, &str)]) -> Tags {
         pairs
