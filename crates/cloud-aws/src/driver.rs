@@ -351,6 +351,51 @@ impl AwsDriver {
         }
     }
 
+    /// CreateTags on a resource carrying `current`, refused before the call when the result
+    /// would pass the tag limit (EC2 would refuse it after tagging nothing).
+    async fn create_tags(
+        &self,
+        region: &str,
+        what: &str,
+        id: &str,
+        current: &Tags,
+        tags: &Tags,
+    ) -> CloudResult<()> {
+        let action = "CreateTags";
+        let limit = crate::PROFILE.limits.tags_per_resource;
+        let after = current
+            .keys()
+            .chain(tags.keys())
+            .collect::<BTreeSet<_>>()
+            .len();
+        if after > limit {
+            return Err(local_error(
+                ErrorClass::QuotaExceeded,
+                action,
+                "TagLimitExceeded",
+                format!("{what} would carry {after} tags, more than {limit}"),
+            ));
+        }
+        let mut params = Params::new();
+        params.list("ResourceId", &[id]).tags(tags);
+        self.call_ok(region, action, &params).await
+    }
+
+    /// DeleteTags of `keys` (by key, whatever their values) on one resource.
+    async fn delete_tags(
+        &self,
+        region: &str,
+        id: &str,
+        keys: &BTreeSet<&String>,
+    ) -> CloudResult<()> {
+        let mut params = Params::new();
+        params.list("ResourceId", &[id]);
+        for (i, k) in keys.iter().enumerate() {
+            params.set(format!("Tag.{}.Key", i + 1), k.as_str());
+        }
+        self.call_ok(region, "DeleteTags", &params).await
+    }
+
     async fn root_device(&self, region: &str, image_id: &str) -> CloudResult<String> {
         let action = "DescribeImages";
         let mut params = Params::new();
@@ -597,25 +642,11 @@ impl CloudDriver for AwsDriver {
         if tags.is_empty() {
             return Ok(());
         }
-        let action = "CreateTags";
-        let current = self.network_resource_tags(action, region, kind, id).await?;
-        let limit = crate::PROFILE.limits.tags_per_resource;
-        let after = current
-            .keys()
-            .chain(tags.keys())
-            .collect::<BTreeSet<_>>()
-            .len();
-        if after > limit {
-            return Err(local_error(
-                ErrorClass::QuotaExceeded,
-                action,
-                "TagLimitExceeded",
-                format!("{kind} {id} would carry {after} tags, more than {limit}"),
-            ));
-        }
-        let mut params = Params::new();
-        params.list("ResourceId", &[id]).tags(tags);
-        self.call_ok(region, action, &params).await
+        let current = self
+            .network_resource_tags("CreateTags", region, kind, id)
+            .await?;
+        self.create_tags(region, &format!("{kind} {id}"), id, &current, tags)
+            .await
     }
 
     async fn untag_resource(
@@ -629,14 +660,9 @@ impl CloudDriver for AwsDriver {
         if keys.is_empty() {
             return Ok(());
         }
-        let action = "DeleteTags";
-        self.network_resource_tags(action, region, kind, id).await?;
-        let mut params = Params::new();
-        params.list("ResourceId", &[id]);
-        for (i, k) in keys.iter().enumerate() {
-            params.set(format!("Tag.{}.Key", i + 1), k.as_str());
-        }
-        self.call_ok(region, action, &params).await
+        self.network_resource_tags("DeleteTags", region, kind, id)
+            .await?;
+        self.delete_tags(region, id, &keys).await
     }
 
     async fn create_vpc(&self, req: &CreateVpc) -> CloudResult<String> {
@@ -991,25 +1017,13 @@ impl CloudDriver for AwsDriver {
         if tags.is_empty() {
             return Ok(());
         }
-        let action = "CreateTags";
-        let current = self.live_instance(action, region, instance_id).await?.tags;
-        let limit = crate::PROFILE.limits.tags_per_resource;
-        let after = current
-            .keys()
-            .chain(tags.keys())
-            .collect::<BTreeSet<_>>()
-            .len();
-        if after > limit {
-            return Err(local_error(
-                ErrorClass::QuotaExceeded,
-                action,
-                "TagLimitExceeded",
-                format!("instance {instance_id} would carry {after} tags, more than {limit}"),
-            ));
-        }
-        let mut params = Params::new();
-        params.list("ResourceId", &[instance_id]).tags(tags);
-        self.call_ok(region, action, &params).await
+        let current = self
+            .live_instance("CreateTags", region, instance_id)
+            .await?
+            .tags;
+        let what = format!("instance {instance_id}");
+        self.create_tags(region, &what, instance_id, &current, tags)
+            .await
     }
 
     async fn untag_instance(
@@ -1022,14 +1036,9 @@ impl CloudDriver for AwsDriver {
         if keys.is_empty() {
             return Ok(());
         }
-        let action = "DeleteTags";
-        self.live_instance(action, region, instance_id).await?;
-        let mut params = Params::new();
-        params.list("ResourceId", &[instance_id]);
-        for (i, k) in keys.iter().enumerate() {
-            params.set(format!("Tag.{}.Key", i + 1), k.as_str());
-        }
-        self.call_ok(region, action, &params).await
+        self.live_instance("DeleteTags", region, instance_id)
+            .await?;
+        self.delete_tags(region, instance_id, &keys).await
     }
 
     /// AllocateAddress takes no ClientToken: the driver tags the address with the token and
