@@ -151,13 +151,7 @@ async fn create_becomes_ready_with_ids_conditions_and_injected_tags(on: &'static
     assert_eq!(vm["subnetId"], network.v_switch_id.as_deref().unwrap());
 
     // A Normal Ready event.
-    let events = env.events_for(&ns, "gpu-box").await;
-    assert!(
-        events
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("Ready") && e.type_.as_deref() == Some("Normal")),
-        "{events:?}"
-    );
+    env.wait_event(&ns, "gpu-box", "Normal", "Ready").await;
     env.finish().await;
 }
 

@@ -384,15 +384,21 @@ impl Env {
 
     /// Waits for a Warning event with `reason` about the object.
     pub async fn wait_warning(&self, ns: &str, name: &str, reason: &str) {
+        self.wait_event(ns, name, "Warning", reason).await;
+    }
+
+    /// Waits for an event of `type_` (`Normal`, `Warning`) and `reason` on an object: events
+    /// are posted after the status write that a test may already have seen.
+    pub async fn wait_event(&self, ns: &str, name: &str, type_: &str, reason: &str) {
         wait_for(
-            &format!("Warning event {reason} on {ns}/{name}"),
+            &format!("{type_} event {reason} on {ns}/{name}"),
             WAIT,
             || async move {
                 self.events_for(ns, name)
                     .await
                     .iter()
                     .any(|e| {
-                        e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some(reason)
+                        e.type_.as_deref() == Some(type_) && e.reason.as_deref() == Some(reason)
                     })
                     .then_some(())
             },
