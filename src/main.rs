@@ -71,6 +71,12 @@ struct RunArgs {
     /// Identity of this process in the Lease (defaults to POD_NAME, else host name and pid).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    /// Split namespaces into this many shards, each owned by one replica at a time through the
+    /// Lease `<lease-name>-shard-<i>` in the lease namespace. Every replica runs the controllers
+    /// and reconciles the namespaces of the shards it holds (cluster-scoped objects: shard 0);
+    /// replicas balance the shards among themselves. 1: not sharded (see --leader-election).
+    #[arg(long, env = "MCE_SHARDS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    shards: u32,
 }
 
 async fn run_operator(args: RunArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -97,16 +103,27 @@ async fn run_operator(args: RunArgs) -> Result<(), Box<dyn std::error::Error + S
             failpoint: std::env::var("MCE_FAILPOINT")
                 .ok()
                 .filter(|f| !f.is_empty()),
+            identity: Some(identity.clone()),
         },
         http_addr: args.http_addr,
-        leader_election: args
-            .leader_election
-            .then_some(multicloud_ecs::operator::LeaderElection {
+        // Sharded replicas need no leader: the shard leases replace the leader Lease.
+        sharding: (args.shards > 1).then(|| multicloud_ecs::operator::Sharding {
+            shards: args.shards,
+            leases: multicloud_ecs::controller::shard::LeaseConfig {
+                namespace: args.lease_namespace.clone(),
+                lease_name: args.lease_name.clone(),
+                identity: identity.clone(),
+                lease: std::time::Duration::from_secs(args.lease_seconds.max(1)),
+            },
+        }),
+        leader_election: (args.leader_election && args.shards <= 1).then_some(
+            multicloud_ecs::operator::LeaderElection {
                 namespace: args.lease_namespace,
                 lease_name: args.lease_name,
                 identity,
                 lease_seconds: args.lease_seconds,
-            }),
+            },
+        ),
     };
     multicloud_ecs::operator::run(client, options).await?;
     Ok(())

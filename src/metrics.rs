@@ -51,6 +51,10 @@ pub struct Metrics {
     pub cloud_latency: Family<CloudLatencyLabels, Histogram>,
     pub instances: Family<PhaseLabels, Gauge>,
     pub leader: Gauge,
+    /// Shards of namespaces this replica holds (`--shards`; 1 while reconciling unsharded).
+    pub shards_held: Gauge,
+    /// Retries of failing objects that yielded to other objects (the retry lane was full).
+    pub retry_yields: Counter,
     /// Price quotes, by provider and source (`cloud` or `cache`).
     pub quotes: Family<QuoteLabels, Counter>,
     /// Placements decided, by chosen provider and policy.
@@ -96,6 +100,13 @@ impl Metrics {
         );
         let instances = Family::<PhaseLabels, Gauge>::default();
         let leader = Gauge::default();
+        let shards_held = Gauge::default();
+        let retry_yields = Counter::default();
+        registry.register(
+            "retry_yields",
+            "Retries of failing objects put off because the retry lane was full",
+            retry_yields.clone(),
+        );
         let quotes = Family::<QuoteLabels, Counter>::default();
         let placements = Family::<PlacementLabels, Counter>::default();
         let failovers = Family::<FailoverLabels, Counter>::default();
@@ -145,6 +156,11 @@ impl Metrics {
             "1 while this process holds the leader lease",
             leader.clone(),
         );
+        registry.register(
+            "shards_held",
+            "Shards of namespaces this process holds (sharded mode); 1 while it reconciles unsharded",
+            shards_held.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -154,6 +170,8 @@ impl Metrics {
             cloud_latency,
             instances,
             leader,
+            shards_held,
+            retry_yields,
             quotes,
             placements,
             failovers,
@@ -208,6 +226,11 @@ pub fn record_reconcile(controller: &'static str, duration: Duration) {
     m.reconcile_duration
         .get_or_create(&ControllerLabels { controller })
         .observe(duration.as_secs_f64());
+}
+
+/// Records a retry that yielded to objects not failing.
+pub fn record_retry_yield() {
+    metrics().retry_yields.inc();
 }
 
 /// Records one failed reconcile.

@@ -1,5 +1,6 @@
 //! The operator process: HTTP endpoints (`/metrics`, `/healthz`, `/readyz`), leader election on a
-//! `coordination.k8s.io` Lease, signal handling, and the controllers while this process leads.
+//! `coordination.k8s.io` Lease (or, with `--shards N`, shard leases: see
+//! [`crate::controller::shard`]), signal handling, and the controllers while this process leads.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use crate::controller::shard::{self, Shards};
 use crate::controller::{self, OperatorConfig};
 use crate::metrics::metrics;
 
@@ -31,12 +33,23 @@ pub struct LeaderElection {
     pub lease_seconds: u64,
 }
 
+/// Sharding settings (`--shards N`, N > 1): every replica runs the controllers at once and
+/// reconciles the namespaces of the shards it holds.
+#[derive(Clone, Debug)]
+pub struct Sharding {
+    pub shards: u32,
+    /// Namespace, set name (`<lease_name>-shard-<i>`), identity and duration of the leases.
+    pub leases: shard::LeaseConfig,
+}
+
 #[derive(Clone, Debug)]
 pub struct OperatorOptions {
     pub config: OperatorConfig,
     /// Where `/metrics`, `/healthz` and `/readyz` are served; None: not served.
     pub http_addr: Option<SocketAddr>,
     pub leader_election: Option<LeaderElection>,
+    /// Takes precedence over `leader_election`.
+    pub sharding: Option<Sharding>,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -52,7 +65,7 @@ pub enum OperatorError {
 /// Shared health state of the process.
 #[derive(Default)]
 struct Health {
-    /// Caches synced and either leading or standing by.
+    /// Caches synced and either leading or standing by (sharded: caches synced).
     ready: AtomicBool,
 }
 
@@ -66,9 +79,10 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 async fn run_controllers(
     client: Client,
     config: OperatorConfig,
+    shards: Arc<Shards>,
     stop: Shared<BoxFuture<'static, ()>>,
 ) -> Result<(), controller::Error> {
-    let controllers = controller::run(client, config, stop.clone());
+    let controllers = controller::run(client, config, shards, stop.clone());
     tokio::pin!(controllers);
     tokio::select! {
         result = &mut controllers => result,
@@ -146,10 +160,15 @@ pub async fn run(client: Client, options: OperatorOptions) -> Result<(), Operato
     }
     let shutdown = shutdown_signal();
 
+    if let Some(sharding) = options.sharding {
+        return run_sharded(client, options.config, sharding, health, shutdown).await;
+    }
+
     let Some(election) = options.leader_election else {
         health.ready.store(true, Ordering::Relaxed);
         metrics().leader.set(1);
-        run_controllers(client, options.config, shutdown).await?;
+        metrics().shards_held.set(1);
+        run_controllers(client, options.config, Default::default(), shutdown).await?;
         return Ok(());
     };
 
@@ -173,6 +192,7 @@ pub async fn run(client: Client, options: OperatorOptions) -> Result<(), Operato
     }
     info!(identity = %election.identity, "leader lease acquired; starting controllers");
     metrics().leader.set(1);
+    metrics().shards_held.set(1);
 
     // Keep renewing; a lost lease stops the controllers (and the process, to start clean).
     let (lost_tx, lost_rx) = watch::channel(false);
@@ -200,9 +220,10 @@ pub async fn run(client: Client, options: OperatorOptions) -> Result<(), Operato
         .map(|_| ())
         .boxed()
         .shared();
-    let result = run_controllers(client, options.config, stop).await;
+    let result = run_controllers(client, options.config, Default::default(), stop).await;
     renewer.abort();
     metrics().leader.set(0);
+    metrics().shards_held.set(0);
     let lease_lost = *lost_rx.borrow();
     if !lease_lost {
         // Graceful shutdown: hand the lease over now instead of after it expires.
@@ -218,6 +239,51 @@ pub async fn run(client: Client, options: OperatorOptions) -> Result<(), Operato
             "leader lease lost".into(),
         )));
     }
+    // Give in-flight log lines a moment.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    Ok(())
+}
+
+/// Sharded: the controllers run at once (no leader to wait for) and reconcile only what the
+/// shard leases held allow; ready once the caches are synced. On a graceful stop the controllers
+/// drain first, then the leases are released so other replicas take the shards at once.
+async fn run_sharded(
+    client: Client,
+    config: OperatorConfig,
+    sharding: Sharding,
+    health: Arc<Health>,
+    shutdown: Shared<BoxFuture<'static, ()>>,
+) -> Result<(), OperatorError> {
+    let shards = Arc::new(Shards::new(sharding.shards, sharding.leases.lease));
+    metrics().shards_held.set(0);
+    let ready = {
+        let (shards, health) = (shards.clone(), health.clone());
+        tokio::spawn(async move {
+            shards.wait_synced().await;
+            health.ready.store(true, Ordering::Relaxed);
+        })
+    };
+    info!(
+        identity = %sharding.leases.identity,
+        shards = sharding.shards,
+        leases = %sharding.leases.lease_name,
+        "sharded: starting controllers"
+    );
+    // The lease loop stops only after the controllers: it keeps renewing while they drain.
+    let (stop_leases, leases_stopped) = watch::channel(false);
+    let leases = tokio::spawn(shard::run_leases(
+        client.clone(),
+        sharding.leases,
+        shards.clone(),
+        leases_stopped,
+    ));
+    let result = run_controllers(client, config, shards, shutdown).await;
+    ready.abort();
+    let _ = stop_leases.send(true);
+    if let Err(e) = leases.await {
+        error!(error = %e, "shard lease loop failed");
+    }
+    result?;
     // Give in-flight log lines a moment.
     tokio::time::sleep(Duration::from_millis(10)).await;
     Ok(())

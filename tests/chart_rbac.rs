@@ -9,7 +9,8 @@
 //! namespaces; patch of EcsInstances, EcsInstanceSets, UserNetworks and CloudProviders
 //! (finalizers; a set's children); server-side apply of the status subresources; create/delete
 //! of UserNetworks (silent addressing) and EcsInstances (a set's children); get of Secrets; create/patch of
-//! events.k8s.io Events; get/create/patch of its Lease in the release namespace.
+//! events.k8s.io Events; get/create/patch of its Lease in the release namespace — or, sharded
+//! (`sharding.shards` > 1), list/create of Leases and update of its shard Leases there instead.
 
 use std::process::Command;
 
@@ -631,6 +632,145 @@ async fn secret_namespaces_confine_secret_reads() {
     )
     .await;
     check(&operator, &[], &must_not("ml-team", &release_ns.name)).await;
+
+    delete_all(&admin, &applied).await;
+}
+
+#[tokio::test]
+async fn sharded_chart_allows_the_shard_leases_instead_of_the_leader_lease() {
+    const SHARDS: usize = 3;
+    let admin = control_plane::shared().client().await;
+    let release_ns = TestNamespace::create(&admin, "chart-rbac", &[]).await;
+    let release = format!("rbac{:08x}", rand::random::<u32>());
+    let objects = helm_template(
+        &release,
+        &release_ns.name,
+        &[&format!("sharding.shards={SHARDS}")],
+    );
+    assert_no_wildcards(&objects);
+    let roles: Vec<&str> = objects
+        .iter()
+        .filter(|o| o["kind"] == "Role")
+        .filter_map(|o| o["metadata"]["name"].as_str())
+        .collect();
+    assert!(
+        roles.len() == 1 && roles[0].ends_with("-shards"),
+        "one Role, for the shard Leases: {roles:?}"
+    );
+    let deployment = objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .expect("Deployment");
+    assert_eq!(
+        deployment["spec"]["replicas"], SHARDS,
+        "one replica per shard"
+    );
+    let sa = objects
+        .iter()
+        .find(|o| o["kind"] == "ServiceAccount")
+        .and_then(|o| o["metadata"]["name"].as_str())
+        .expect("the chart has a ServiceAccount")
+        .to_string();
+    let applied = apply_rbac(&admin, &objects).await;
+    assert_eq!(
+        applied.len(),
+        5,
+        "SA, ClusterRole(+Binding), Role(+Binding)"
+    );
+    let operator = impersonating(&release_ns.name, &sa).await;
+
+    // Everything else as unsharded; Leases: the shard ones only.
+    let not_leases = |a: &Access| a.resource != "leases";
+    let release_ns = release_ns.name.clone();
+    let shard = |i: usize| format!("{LEASE}-shard-{i}");
+    let mut allow: Vec<Access> = operator_calls("ml-team", "multicloud-ecs-system", &release_ns)
+        .into_iter()
+        .filter(not_leases)
+        .collect();
+    allow.push(access("list", "coordination.k8s.io", "leases").ns(&release_ns));
+    allow.push(access("create", "coordination.k8s.io", "leases").ns(&release_ns));
+    for i in 0..SHARDS {
+        allow.push(
+            access("update", "coordination.k8s.io", "leases")
+                .ns(&release_ns)
+                .named(&shard(i)),
+        );
+    }
+    let mut forbid: Vec<Access> = must_not("ml-team", &release_ns)
+        .into_iter()
+        .filter(not_leases)
+        .collect();
+    for (verb, name) in [
+        ("update", LEASE.to_string()),
+        ("patch", LEASE.to_string()),
+        ("get", LEASE.to_string()),
+        ("update", "other".to_string()),
+        ("update", shard(SHARDS)),
+        ("patch", shard(0)),
+        ("delete", shard(0)),
+    ] {
+        forbid.push(
+            access(verb, "coordination.k8s.io", "leases")
+                .ns(&release_ns)
+                .named(&name),
+        );
+    }
+    forbid.push(access("watch", "coordination.k8s.io", "leases").ns(&release_ns));
+    forbid.push(access("list", "coordination.k8s.io", "leases").ns("kube-system"));
+    forbid.push(access("create", "coordination.k8s.io", "leases").ns("kube-system"));
+    forbid.push(
+        access("update", "coordination.k8s.io", "leases")
+            .ns("kube-system")
+            .named(&shard(0)),
+    );
+    check(&operator, &allow, &forbid).await;
+
+    // The shard lease cycle as the operator makes it: create, list by label, update with the
+    // resourceVersion listed (a stale one conflicts), and no delete.
+    let leases: Api<Lease> = Api::namespaced(operator.clone(), &release_ns);
+    let lease: Lease = serde_json::from_value(json!({
+        "metadata": {
+            "name": shard(0),
+            "labels": {"multicloud-ecs.io/shard-set": LEASE},
+        },
+        "spec": {"holderIdentity": "op-a", "leaseDurationSeconds": 15},
+    }))
+    .unwrap();
+    leases
+        .create(&PostParams::default(), &lease)
+        .await
+        .expect("create a shard Lease as the operator");
+    let listed = leases
+        .list(&ListParams::default().labels(&format!("multicloud-ecs.io/shard-set={LEASE}")))
+        .await
+        .expect("list the shard Leases as the operator");
+    assert_eq!(listed.items.len(), 1);
+    let mut current = listed.items[0].clone();
+    current.spec.as_mut().expect("spec").holder_identity = Some("op-b".into());
+    let updated = leases
+        .replace(&shard(0), &PostParams::default(), &current)
+        .await
+        .expect("update the shard Lease as the operator");
+    assert_eq!(
+        updated.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some("op-b")
+    );
+    let err = leases
+        .replace(&shard(0), &PostParams::default(), &current)
+        .await
+        .expect_err("an update with a stale resourceVersion conflicts");
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 409),
+        "{err}"
+    );
+    let err = leases
+        .delete(&shard(0), &DeleteParams::default())
+        .await
+        .expect_err("deleting a shard Lease is not needed, so forbidden");
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 403),
+        "{err}"
+    );
 
     delete_all(&admin, &applied).await;
 }

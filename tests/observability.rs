@@ -88,6 +88,7 @@ fn dashboard_is_valid_json_with_the_issue_panels() {
         "MulticloudEcsCloudErrorRate",
         "MulticloudEcsCloudThrottled",
         "MulticloudEcsNoLeader",
+        "MulticloudEcsShardsUnowned",
         "MulticloudEcsCredentialsFailing",
     ] {
         assert!(rules.contains(&format!("alert: {alert}")), "{alert}");

@@ -45,6 +45,9 @@ pub struct OperatorConfig {
     /// Test-only crash injection (`MCE_FAILPOINT`): `after-run-instances` aborts the process
     /// right after RunInstances returns, before the id is persisted.
     pub failpoint: Option<String>,
+    /// This process's name (`--identity`): the Lease holder, and the events' reporting
+    /// instance when `POD_NAME` is not set.
+    pub identity: Option<String>,
 }
 
 impl Default for OperatorConfig {
@@ -55,6 +58,7 @@ impl Default for OperatorConfig {
             concurrency: 64,
             full_check_every: 4,
             failpoint: None,
+            identity: None,
         }
     }
 }
@@ -83,8 +87,16 @@ pub struct Context {
     pub quotes: super::placement::PriceCache,
     /// DescribeInstances shared by the objects of one provider and region.
     pub instance_reads: super::reads::InstanceReads,
+    /// The shards of namespaces this replica holds (all when not sharded).
+    pub shards: Arc<super::shard::Shards>,
     /// When each Ready object (by UID) last had its EIP and ports compared with the cloud.
     pub full_checks: Mutex<HashMap<String, std::time::Instant>>,
+    /// EcsInstance progress left unwritten for a while (see `plan::defer_progress`).
+    pub deferred: super::status::DeferredStatuses<crate::api::EcsInstanceStatus>,
+    /// The reconciles of failing objects that may run at once (see `RetryLane`).
+    pub retry_lane: RetryLane,
+    /// Silent UserNetwork creates sent recently (one per user's network, not one per instance).
+    pub silent_creates: super::ecs_instance::SilentCreates,
 }
 
 impl Context {
@@ -148,12 +160,18 @@ impl Context {
         self.failures.lock().remove(uid);
     }
 
+    /// Whether an object's last reconcile failed (its next one is a retry).
+    pub fn is_failing(&self, uid: &str) -> bool {
+        self.failures.lock().contains_key(uid)
+    }
+
     /// Records the resourceVersion a write of ours produced.
     pub fn record_write(&self, uid: &str, resource_version: Option<&str>) {
         if let Some(rv) = resource_version.and_then(|v| v.parse::<u64>().ok()) {
             let mut written = self.written.lock();
-            // Forget old records so the map stays small.
-            if written.len() > 10_000 {
+            // Forget old records so the map stays small (above the objects one process
+            // serves, or every write would sweep it).
+            if written.len() > 100_000 {
                 written.retain(|_, (_, at)| at.elapsed() < STALE_WINDOW);
             }
             written.insert(uid.to_string(), (rv, std::time::Instant::now()));
@@ -268,9 +286,18 @@ fn truncate(mut s: String, max: usize) -> String {
 
 /// Reporter of the operator's events.
 pub fn reporter() -> Reporter {
+    reporter_for(None)
+}
+
+/// Reporter of the operator's events: its instance is `POD_NAME`, else `identity` (so the
+/// replica that acted can be told apart outside a pod too).
+pub fn reporter_for(identity: Option<&str>) -> Reporter {
     Reporter {
         controller: "multicloud-ecs".into(),
-        instance: std::env::var("POD_NAME").ok(),
+        instance: std::env::var("POD_NAME")
+            .ok()
+            .filter(|name| !name.is_empty())
+            .or_else(|| identity.map(String::from)),
     }
 }
 
@@ -446,5 +473,28 @@ impl DriverRegistry {
             reason: Reason::DriverConfigInvalid,
             message,
         })
+    }
+}
+
+/// Retries of failing objects share a few of the controllers' concurrent reconciles, so however
+/// many objects keep failing (a full subnet, an exhausted quota), objects that are new or
+/// converging are never queued behind them. A retry that finds the lane full yields: it is
+/// looked at again shortly, without counting as a success or as another failure.
+pub struct RetryLane(tokio::sync::Semaphore);
+
+impl RetryLane {
+    /// How soon a retry that found the lane full tries again (jittered).
+    pub const YIELD: Duration = Duration::from_secs(2);
+
+    /// A quarter of the controllers' concurrency, at least one.
+    pub fn for_concurrency(concurrency: u16) -> Self {
+        Self(tokio::sync::Semaphore::new(
+            usize::from(concurrency / 4).max(1),
+        ))
+    }
+
+    /// A place in the lane, if one is free.
+    pub fn try_enter(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.0.try_acquire().ok()
     }
 }

@@ -11,6 +11,7 @@ pub mod placement;
 pub mod plan;
 pub mod price_quote;
 pub mod reads;
+pub mod shard;
 pub mod status;
 pub mod tenancy;
 pub mod user_network;
@@ -135,6 +136,23 @@ async fn timed(
     result
 }
 
+/// Runs a reconcile, unless it is the retry of a failing object and the retry lane is full:
+/// then it yields (see [`context::RetryLane`]).
+async fn fair(
+    ctx: Arc<Context>,
+    key: String,
+    reconcile: impl std::future::Future<Output = Result<Action, Error>>,
+) -> Result<Action, Error> {
+    if !ctx.is_failing(&key) {
+        return reconcile.await;
+    }
+    let Some(_place) = ctx.retry_lane.try_enter() else {
+        crate::metrics::record_retry_yield();
+        return Ok(Action::requeue(jittered(context::RetryLane::YIELD)));
+    };
+    reconcile.await
+}
+
 /// Runs `work` once `store` holds its first complete list. Before that an object missing from
 /// it is only not seen yet: judging by it would fail every object of a provider (terminal
 /// `ProviderNotFound`) on each restart.
@@ -167,8 +185,14 @@ async fn publish_phases(instances: reflector::Store<EcsInstance>) {
     }
 }
 
-/// Runs the three controllers until `shutdown` resolves.
-pub async fn run<S>(client: Client, config: OperatorConfig, shutdown: S) -> Result<(), Error>
+/// Runs the controllers until `shutdown` resolves. Each reconciles only objects of the shards
+/// `shards` holds (all when not sharded), and everything again when it gains one.
+pub async fn run<S>(
+    client: Client,
+    config: OperatorConfig,
+    shards: Arc<shard::Shards>,
+    shutdown: S,
+) -> Result<(), Error>
 where
     S: std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
 {
@@ -196,6 +220,8 @@ where
     let networks = networks_ctl.store();
     let providers = providers_ctl.store();
 
+    let retry_lane = context::RetryLane::for_concurrency(config.concurrency);
+    let reporter = context::reporter_for(config.identity.as_deref());
     let ctx = Arc::new(Context {
         client: client.clone(),
         config,
@@ -205,14 +231,18 @@ where
         instances: instances.clone(),
         drivers: context::DriverRegistry::new(client.clone()),
         scheduler: Box::new(FixedPolicy),
-        recorder: Recorder::new(client.clone(), context::reporter()),
+        recorder: Recorder::new(client.clone(), reporter),
         verified: Default::default(),
         written: Default::default(),
         failures: Default::default(),
         owned_ids: Default::default(),
         quotes: Default::default(),
         instance_reads: Default::default(),
+        shards: shards.clone(),
         full_checks: Default::default(),
+        deferred: Default::default(),
+        silent_creates: Default::default(),
+        retry_lane,
     });
 
     // An EcsInstance waits on its network and its provider: re-reconcile it when they change.
@@ -259,9 +289,12 @@ where
     // A UserNetwork tracks its users (and waits for them on deletion) and its provider.
     let networks_for_provider = networks.clone();
     let networks_ctl = networks_ctl
-        .watches(
-            Api::<EcsInstance>::all(client.clone()),
-            watch.clone(),
+        // Only the changes of an instance that matter to its network wake the network: not
+        // each of its status writes (hundreds of instances per network while they converge).
+        .watches_stream(
+            user_network::relevant_instance_changes(
+                watcher(Api::<EcsInstance>::all(client.clone()), watch.clone()).default_backoff(),
+            ),
             |inst| {
                 let namespace = inst.namespace().unwrap_or_default();
                 network_name_of(&inst)
@@ -290,15 +323,23 @@ where
 
     let phases_task = tokio::spawn(publish_phases(instances.clone()));
     let instances_run = instances_ctl
+        .reconcile_all_on(shards.gains())
         .graceful_shutdown_on(shutdown.clone())
         .run(
             |obj, ctx| {
                 let key = failure_key(obj.as_ref());
-                timed(
-                    "EcsInstance",
-                    key,
-                    ctx.clone(),
-                    ecs_instance::reconcile(obj, ctx),
+                shard::gated(
+                    ctx.shards.enter(obj.namespace().as_deref()),
+                    fair(
+                        ctx.clone(),
+                        key.clone(),
+                        timed(
+                            "EcsInstance",
+                            key,
+                            ctx.clone(),
+                            ecs_instance::reconcile(obj, ctx),
+                        ),
+                    ),
                 )
             },
             error_policy,
@@ -306,15 +347,23 @@ where
         )
         .for_each(|r| log_result("EcsInstance", r));
     let networks_run = networks_ctl
+        .reconcile_all_on(shards.gains())
         .graceful_shutdown_on(shutdown.clone())
         .run(
             |obj, ctx| {
                 let key = failure_key(obj.as_ref());
-                timed(
-                    "UserNetwork",
-                    key,
-                    ctx.clone(),
-                    user_network::reconcile(obj, ctx),
+                shard::gated(
+                    ctx.shards.enter(obj.namespace().as_deref()),
+                    fair(
+                        ctx.clone(),
+                        key.clone(),
+                        timed(
+                            "UserNetwork",
+                            key,
+                            ctx.clone(),
+                            user_network::reconcile(obj, ctx),
+                        ),
+                    ),
                 )
             },
             error_policy,
@@ -332,16 +381,26 @@ where
             .clone()
             .debounce(Duration::from_millis(500)),
     )
-    .owns(Api::<EcsInstance>::all(client.clone()), watch.clone())
+    // Only the set's children (labelled by it): other instances' status writes never reach it.
+    .owns(
+        Api::<EcsInstance>::all(client.clone()),
+        watch
+            .clone()
+            .labels(crate::api::ecs_instance_set::SET_LABEL),
+    )
+    .reconcile_all_on(shards.gains())
     .graceful_shutdown_on(shutdown.clone())
     .run(
         |obj, ctx| {
             let key = failure_key(obj.as_ref());
-            timed(
-                "EcsInstanceSet",
-                key,
-                ctx.clone(),
-                ecs_instance_set::reconcile(obj, ctx),
+            shard::gated(
+                ctx.shards.enter(obj.namespace().as_deref()),
+                timed(
+                    "EcsInstanceSet",
+                    key,
+                    ctx.clone(),
+                    ecs_instance_set::reconcile(obj, ctx),
+                ),
             )
         },
         error_policy,
@@ -353,15 +412,19 @@ where
         Api::<crate::api::price_quote::PriceQuote>::all(client.clone()),
         watch.clone(),
     )
+    .reconcile_all_on(shards.gains())
     .graceful_shutdown_on(shutdown.clone())
     .run(
         |obj, ctx| {
             let key = failure_key(obj.as_ref());
-            timed(
-                "PriceQuote",
-                key,
-                ctx.clone(),
-                price_quote::reconcile(obj, ctx),
+            shard::gated(
+                ctx.shards.enter(obj.namespace().as_deref()),
+                timed(
+                    "PriceQuote",
+                    key,
+                    ctx.clone(),
+                    price_quote::reconcile(obj, ctx),
+                ),
             )
         },
         error_policy,
@@ -369,15 +432,19 @@ where
     )
     .for_each(|r| log_result("PriceQuote", r));
     let providers_run = providers_ctl
+        .reconcile_all_on(shards.gains())
         .graceful_shutdown_on(shutdown)
         .run(
             |obj, ctx| {
                 let key = failure_key(obj.as_ref());
-                timed(
-                    "CloudProvider",
-                    key,
-                    ctx.clone(),
-                    cloud_provider::reconcile(obj, ctx),
+                shard::gated(
+                    ctx.shards.enter(obj.namespace().as_deref()),
+                    timed(
+                        "CloudProvider",
+                        key,
+                        ctx.clone(),
+                        cloud_provider::reconcile(obj, ctx),
+                    ),
                 )
             },
             error_policy,
@@ -392,7 +459,14 @@ where
         when_ready(providers.clone(), "CloudProvider", networks_run),
         sets_run,
         when_ready(providers.clone(), "CloudProvider", quotes_run),
-        providers_run
+        providers_run,
+        // In this task, not a spawned one: a kube Store wakes only its last waiting task.
+        shard::announce_synced(
+            shards,
+            providers.clone(),
+            instances.clone(),
+            networks.clone()
+        ),
     );
     phases_task.abort();
     namespace_task.abort();
@@ -426,7 +500,11 @@ mod tests {
             owned_ids: Default::default(),
             quotes: Default::default(),
             instance_reads: Default::default(),
+            shards: Default::default(),
             full_checks: Default::default(),
+            deferred: Default::default(),
+            silent_creates: Default::default(),
+            retry_lane: context::RetryLane::for_concurrency(64),
         })
     }
 
@@ -468,6 +546,39 @@ mod tests {
         });
         assert!(ok.await.is_ok());
         assert!(delay(&error_policy(inst, &error, ctx)) <= Duration::from_secs(6));
+    }
+
+    #[tokio::test]
+    async fn failing_objects_yield_to_the_others_when_the_retry_lane_is_full() {
+        let ctx = context();
+        ctx.record_failure("failing");
+        let ran = |flag: Arc<std::sync::atomic::AtomicBool>| async move {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(Action::await_change())
+        };
+        // The lane (a quarter of 64) is taken by other retries.
+        let places: Vec<_> = (0..16)
+            .map(|_| ctx.retry_lane.try_enter().expect("a place"))
+            .collect();
+        let retried = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let action = fair(ctx.clone(), "failing".into(), ran(retried.clone()))
+            .await
+            .expect("yields");
+        assert!(!retried.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(delay(&action) <= Duration::from_secs(3), "{action:?}");
+        assert!(ctx.is_failing("failing"), "a yield is not a success");
+        // An object that is not failing never waits for the lane.
+        let fresh = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        fair(ctx.clone(), "fresh".into(), ran(fresh.clone()))
+            .await
+            .expect("runs");
+        assert!(fresh.load(std::sync::atomic::Ordering::SeqCst));
+        // Once a place frees up, the retry runs.
+        drop(places);
+        fair(ctx.clone(), "failing".into(), ran(retried.clone()))
+            .await
+            .expect("runs");
+        assert!(retried.load(std::sync::atomic::Ordering::SeqCst));
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! The sinks are traits so the step executors run without an API server: production uses
 //! [`ObjectSink`] (server-side apply + the event recorder), tests record in memory.
 
+use std::collections::HashMap;
+use std::time::Duration;
+
 use async_trait::async_trait;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -35,6 +38,49 @@ pub trait StatusSink<S>: Send + Sync {
     /// Records whether the object converged at this generation, so wake-ups caused by the
     /// operator's own writes skip the cloud until the next resync.
     fn mark_verified(&self, _converged: bool) {}
+
+    /// How long ago this process last wrote the object (None: not known to this sink).
+    fn since_write(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Keeps `status` for the object's next pass instead of writing it; false: this sink
+    /// cannot, and the caller writes.
+    fn defer(&self, _status: &S) -> bool {
+        false
+    }
+}
+
+/// Statuses decided but left unwritten (see `plan::defer_progress`), by object UID, with the
+/// resourceVersion of the object they were decided on: the next pass of that same version
+/// resumes from one; any other version (a spec change, another writer) or another process
+/// starts from what the API server holds, and finds its ids again by token and UID tag.
+pub struct DeferredStatuses<S>(Mutex<HashMap<String, (u64, S)>>);
+
+impl<S> Default for DeferredStatuses<S> {
+    fn default() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<S> DeferredStatuses<S> {
+    /// Forgotten wholesale past this size (objects deleted meanwhile leave entries behind).
+    const MAX: usize = 100_000;
+
+    pub fn put(&self, uid: &str, resource_version: u64, status: S) {
+        let mut kept = self.0.lock();
+        if kept.len() >= Self::MAX {
+            kept.clear();
+        }
+        kept.insert(uid.to_string(), (resource_version, status));
+    }
+
+    /// The status kept for this version of the object (it is taken: a pass resumes once).
+    pub fn take(&self, uid: &str, resource_version: Option<&str>) -> Option<S> {
+        let (kept_version, status) = self.0.lock().remove(uid)?;
+        let version = resource_version.and_then(|v| v.parse::<u64>().ok())?;
+        (version == kept_version).then_some(status)
+    }
 }
 
 /// Where events about one object go. Best effort: a lost event never fails a reconcile.
@@ -157,16 +203,25 @@ pub struct ObjectSink<'a, K, S> {
     ctx: &'a Context,
     /// The status last written through this sink, else the cached object's.
     known: Mutex<Option<S>>,
+    /// Where statuses left unwritten are kept (None: every status is written).
+    deferred: Option<&'a DeferredStatuses<S>>,
 }
 
 impl<'a, K, S> ObjectSink<'a, K, S> {
-    /// `current` is the status the cached copy of `obj` carries.
+    /// `current` is the status the API server holds, as far as the cached copy of `obj` tells.
     pub fn new(obj: &'a K, ctx: &'a Context, current: Option<S>) -> Self {
         Self {
             obj,
             ctx,
             known: Mutex::new(current),
+            deferred: None,
         }
+    }
+
+    /// Lets progress stay unwritten for a while, kept in `store` for the next pass.
+    pub fn deferring_to(mut self, store: &'a DeferredStatuses<S>) -> Self {
+        self.deferred = Some(store);
+        self
     }
 }
 
@@ -203,6 +258,33 @@ where
             self.obj.meta().generation,
             converged,
         );
+    }
+
+    fn since_write(&self) -> Option<Duration> {
+        let uid = self.obj.uid()?;
+        self.ctx
+            .written
+            .lock()
+            .get(&uid)
+            .map(|(_, at)| at.elapsed())
+    }
+
+    fn defer(&self, status: &S) -> bool {
+        let (Some(store), Some(uid)) = (self.deferred, self.obj.uid()) else {
+            return false;
+        };
+        // The version the next pass will see: the newest of the cached copy's and of this
+        // process's own last write to the object.
+        let cached = self
+            .obj
+            .resource_version()
+            .and_then(|v| v.parse::<u64>().ok());
+        let written = self.ctx.written.lock().get(&uid).map(|(rv, _)| *rv);
+        let Some(version) = cached.max(written) else {
+            return false;
+        };
+        store.put(&uid, version, status.clone());
+        true
     }
 }
 

@@ -5,7 +5,7 @@ use std::process::Command;
 
 /// Environment variables the operator reads. Removed from its environment, so nothing from the
 /// caller's changes its behaviour: a test or benchmark says what it wants with flags or `env`.
-const OPERATOR_ENV: [&str; 10] = [
+const OPERATOR_ENV: [&str; 11] = [
     "MCE_FAILPOINT",
     "MCE_LOG",
     "MCE_LOG_JSON",
@@ -14,6 +14,7 @@ const OPERATOR_ENV: [&str; 10] = [
     "MCE_CONCURRENCY",
     "MCE_RESYNC_SECONDS",
     "MCE_PROBE_SECONDS",
+    "MCE_SHARDS",
     "POD_NAME",
     "POD_NAMESPACE",
 ];

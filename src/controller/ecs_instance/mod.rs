@@ -37,7 +37,7 @@ use mce_cloud::{CloudDriver, InstanceStatus};
 
 pub use cleanup::release;
 pub use instance::{SecretSource, StepError, login};
-pub use network::{network_want, silent_network};
+pub use network::{SilentCreates, network_want, silent_network};
 pub use resolve::{Refusal, ResolveInputs, Resolved, resolve};
 pub use status::{conclude, finish};
 
@@ -122,7 +122,19 @@ async fn apply(inst: &EcsInstance, ctx: &Context) -> Result<Action> {
     {
         return Ok(Action::requeue(remaining));
     }
-    let sink = ObjectSink::new(inst, ctx, inst.status.clone());
+    // Progress the last pass left unwritten: resume from it while the object is unchanged.
+    let held = inst.status.clone();
+    let resumed;
+    let inst = match ctx.deferred.take(&uid, inst.resource_version().as_deref()) {
+        Some(status) => {
+            let mut copy = inst.clone();
+            copy.status = Some(status);
+            resumed = copy;
+            &resumed
+        }
+        None => inst,
+    };
+    let sink = ObjectSink::new(inst, ctx, held).deferring_to(&ctx.deferred);
     let sinks = Sinks {
         status: &sink,
         events: &sink,
@@ -472,9 +484,21 @@ impl Run<'_> {
     /// token or by the UID tag, so writing each one at once only costs API-server writes.
     async fn persist_tokens(&self, progress: &Progress<EcsInstanceStatus>) -> Result<()> {
         let held = self.sinks.status.known();
-        if held.is_some_and(|h| plan::tokens_held(&h, &progress.status)) {
+        if held
+            .as_ref()
+            .is_some_and(|h| plan::tokens_held(h, &progress.status))
+        {
             return Ok(());
         }
-        self.persist(progress).await
+        // The first write of a new object shows what the pass decided so far, under a Ready
+        // that says resources are being created: the progress after it may then stay
+        // unwritten for a while. Later ones keep the conditions (and observedGeneration) of
+        // the generation they describe.
+        if held.as_ref().is_some_and(|h| !h.conditions.is_empty()) {
+            return self.persist(progress).await;
+        }
+        let mut shown = progress.clone();
+        status::provisional(self.inst, &mut shown);
+        self.persist(&shown).await
     }
 }

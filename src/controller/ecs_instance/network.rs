@@ -1,6 +1,8 @@
 //! The instance's UserNetwork: found in the cache, or created by silent addressing (an instance
 //! without `networkRef` gets its user's network on demand).
 
+use std::time::{Duration, Instant};
+
 use kube::ResourceExt;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
@@ -64,6 +66,12 @@ async fn create_silent_network(
     resolved: &Resolved,
 ) -> Result<()> {
     let namespace = inst.namespace().unwrap_or_default();
+    let key = format!("{namespace}/{}", resolved.network_name);
+    // The user's other instances arriving together wait for the create one of them sent (the
+    // cache shows the network a moment later) instead of each sending one more.
+    if !ctx.silent_creates.begin(&key) {
+        return Ok(());
+    }
     let network = silent_network(inst, resolved);
     let api: Api<UserNetwork> = Api::namespaced(ctx.client.clone(), &namespace);
     match api.create(&PostParams::default(), &network).await {
@@ -73,7 +81,35 @@ async fn create_silent_network(
         }
         // Another instance of the same user got there first: the network is shared.
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            ctx.silent_creates.forget(&key);
+            Err(e.into())
+        }
+    }
+}
+
+/// Silent network creates this process sent recently, by `namespace/name`.
+#[derive(Default)]
+pub struct SilentCreates(parking_lot::Mutex<std::collections::HashMap<String, Instant>>);
+
+impl SilentCreates {
+    /// How long a sent create stands for the network (its cache event comes well before).
+    const HOLD: Duration = Duration::from_secs(5);
+
+    /// Whether this caller sends the create (no other did within [`Self::HOLD`]).
+    pub fn begin(&self, key: &str) -> bool {
+        let mut sent = self.0.lock();
+        sent.retain(|_, at| at.elapsed() < Self::HOLD);
+        if sent.contains_key(key) {
+            return false;
+        }
+        sent.insert(key.to_string(), Instant::now());
+        true
+    }
+
+    /// A create that failed: the next instance tries again.
+    pub fn forget(&self, key: &str) {
+        self.0.lock().remove(key);
     }
 }
 
@@ -152,6 +188,16 @@ fn label_safe(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_silent_create_stands_for_the_users_other_instances() {
+        let creates = SilentCreates::default();
+        assert!(creates.begin("team-a/net-alice"));
+        assert!(!creates.begin("team-a/net-alice"));
+        assert!(creates.begin("team-b/net-alice"));
+        creates.forget("team-a/net-alice");
+        assert!(creates.begin("team-a/net-alice"));
+    }
 
     #[test]
     fn labels_are_sanitized() {

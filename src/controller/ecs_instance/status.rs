@@ -37,7 +37,13 @@ pub async fn finish(
     progress.status.observed_generation = inst.meta().generation;
 
     let became_ready = ready.status && !conditions::is_true(&previous, conditions::READY);
-    progress.save(sinks.status).await?;
+    let held = sinks.status.known();
+    let deferred =
+        plan::defer_progress(held.as_ref(), &progress.status, sinks.status.since_write())
+            && sinks.status.defer(&progress.status);
+    if !deferred {
+        progress.save(sinks.status).await?;
+    }
     sinks
         .status
         .mark_verified(plan::converged(ready.status, retry, progress.cloud_changed));
@@ -60,6 +66,30 @@ pub async fn finish(
             .await;
     }
     Ok(plan::requeue(retry, progress.cloud_changed, ready.status))
+}
+
+/// Settles the conditions decided so far in the middle of a pass under a Ready that is false
+/// while cloud resources are created (a status written before a create shows it).
+pub fn provisional(inst: &EcsInstance, progress: &mut Progress<EcsInstanceStatus>) {
+    let previous = inst
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let creating = conditions::Desired::new(
+        conditions::READY,
+        false,
+        Reason::Provisioning,
+        "creating the cloud resources",
+    );
+    progress.settle(
+        &previous,
+        Some(creating),
+        inst.meta().generation,
+        &plan::CONDITION_ORDER,
+    );
+    progress.status.phase = Some(crate::api::ecs_instance::Phase::Provisioning);
+    progress.status.observed_generation = inst.meta().generation;
 }
 
 /// Finishes a pass as its outcome says: a failed one writes its status, then returns the error.

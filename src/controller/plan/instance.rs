@@ -128,6 +128,68 @@ pub fn tokens_held(held: &EcsInstanceStatus, wanted: &EcsInstanceStatus) -> bool
         && held.pending_create == wanted.pending_create
 }
 
+/// At most this often is an object's status written while it only progresses (network
+/// pending → instance starting → EIP binding): what the API server shows may be this much
+/// behind the operator's own view then, never for a failure, a Ready, or a new generation.
+pub const PROGRESS_WRITE_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Whether the end-of-pass status `next` may stay unwritten (kept in memory for the next pass)
+/// although it differs from `held`, what the API server has, written `since_write` ago. Yes only
+/// when it is progress between progress: every ClientToken and pending create is held, nothing
+/// failed or failing is shown or to be shown, Ready is false on both sides, the generation is
+/// the same, and what differs is what a pass learns again (ids found by token or UID tag, the
+/// network's ids, conditions, phase). A placement choice or a new token is always written.
+pub fn defer_progress(
+    held: Option<&EcsInstanceStatus>,
+    next: &EcsInstanceStatus,
+    since_write: Option<Duration>,
+) -> bool {
+    let (Some(held), Some(since)) = (held, since_write) else {
+        return false;
+    };
+    if since >= PROGRESS_WRITE_INTERVAL || held == next {
+        return false;
+    }
+    let only_progress = |conditions: &[Condition]| {
+        conditions.iter().all(|c| {
+            let progress = Reason::from_wire(&c.reason).is_some_and(Reason::is_progress);
+            if c.type_ == crate::api::conditions::READY {
+                c.status != "True" && progress
+            } else {
+                c.status == "True" || progress
+            }
+        })
+    };
+    let creates_held = held.client_token == next.client_token
+        && held.security_group_client_token == next.security_group_client_token
+        && held.eip_client_token == next.eip_client_token
+        && (next.pending_create.is_none() || next.pending_create == held.pending_create);
+    creates_held
+        && held.observed_generation == next.observed_generation
+        && !held.conditions.is_empty()
+        && only_progress(&held.conditions)
+        && only_progress(&next.conditions)
+        && relearnable_removed(held) == relearnable_removed(next)
+}
+
+/// The status without what a pass learns again from the cloud and the network.
+fn relearnable_removed(status: &EcsInstanceStatus) -> EcsInstanceStatus {
+    EcsInstanceStatus {
+        conditions: Vec::new(),
+        phase: None,
+        instance_id: None,
+        instance_id_learned_at: None,
+        private_ip: None,
+        public_ip: None,
+        eip_allocation_id: None,
+        eip_allocation_id_learned_at: None,
+        security_group_id: None,
+        network: None,
+        pending_create: None,
+        ..status.clone()
+    }
+}
+
 /// Tells booting from stopped and from unusable, so only a booting instance is polled fast.
 pub fn instance_state(status: &InstanceStatus) -> InstanceState {
     match status {
@@ -148,6 +210,78 @@ mod tests {
 
     fn cloud(class: ErrorClass) -> Error {
         Error::Cloud(CloudError::new(class, "ALIYUN", "RunInstances", "X", "m"))
+    }
+
+    /// A status showing these (type, ok, reason) conditions, tokens decided.
+    fn showing(conditions: &[(&'static str, bool, Reason)]) -> EcsInstanceStatus {
+        let now = Time(Timestamp::now());
+        let mut status = EcsInstanceStatus {
+            client_token: Some("t-1".into()),
+            eip_client_token: Some("t-2".into()),
+            security_group_client_token: Some("t-3".into()),
+            observed_generation: Some(1),
+            region: Some("cn-hangzhou".into()),
+            ..Default::default()
+        };
+        for (type_, ok, reason) in conditions {
+            let desired = crate::api::conditions::Desired::new(type_, *ok, *reason, "m");
+            crate::api::conditions::upsert(&mut status.conditions, &desired, Some(1), &now);
+        }
+        status
+    }
+
+    #[test]
+    fn progress_between_progress_stays_unwritten_for_a_while() {
+        use crate::api::conditions::{INSTANCE_READY, NETWORK_READY, READY};
+        let recent = Some(Duration::from_secs(2));
+        let held = showing(&[
+            (READY, false, Reason::NetworkPending),
+            (NETWORK_READY, false, Reason::NetworkPending),
+        ]);
+        let mut starting = showing(&[
+            (READY, false, Reason::Starting),
+            (NETWORK_READY, true, Reason::NetworkReady),
+            (INSTANCE_READY, false, Reason::Starting),
+        ]);
+        starting.instance_id = Some("i-1".into());
+        starting.security_group_id = Some("sg-1".into());
+        assert!(defer_progress(Some(&held), &starting, recent));
+
+        // Written: once the interval passed, when unknown, or when nothing tells what is held.
+        assert!(!defer_progress(
+            Some(&held),
+            &starting,
+            Some(PROGRESS_WRITE_INTERVAL)
+        ));
+        assert!(!defer_progress(Some(&held), &starting, None));
+        assert!(!defer_progress(None, &starting, recent));
+
+        // Ready, a failure shown or cleared, a new token or a placement are written at once.
+        let ready = showing(&[(READY, true, Reason::Ready)]);
+        assert!(!defer_progress(Some(&held), &ready, recent));
+        let failing = showing(&[
+            (READY, false, Reason::CreateFailed),
+            (INSTANCE_READY, false, Reason::CreateFailed),
+        ]);
+        assert!(!defer_progress(Some(&held), &failing, recent));
+        assert!(!defer_progress(Some(&failing), &starting, recent));
+        let mut new_token = starting.clone();
+        new_token.client_token = Some("t-9".into());
+        assert!(!defer_progress(Some(&held), &new_token, recent));
+        let mut placed = starting.clone();
+        placed.zone = Some("cn-hangzhou-j".into());
+        assert!(!defer_progress(Some(&held), &placed, recent));
+        let mut next_generation = starting.clone();
+        next_generation.observed_generation = Some(2);
+        assert!(!defer_progress(Some(&held), &next_generation, recent));
+        // A pending create not yet held must be written before its call; one cleared need not.
+        let mut pending = starting.clone();
+        pending.pending_create = Some(crate::api::PendingCreate {
+            resource: "SecurityGroup".into(),
+            at: "2026-11-27T00:00:00Z".into(),
+        });
+        assert!(!defer_progress(Some(&held), &pending, recent));
+        assert!(defer_progress(Some(&pending), &starting, recent));
     }
 
     #[test]

@@ -10,9 +10,9 @@ mod network;
 use std::time::Duration;
 
 pub use instance::{
-    CAPACITY_REQUEUE, InstanceState, SLOW_REQUEUE, StepFailure, Unseen, VISIBILITY_GRACE,
-    backoff_for, failure_reason, instance_state, needs_new_token, step_failure, tokens_held,
-    unseen, within_grace,
+    CAPACITY_REQUEUE, InstanceState, PROGRESS_WRITE_INTERVAL, SLOW_REQUEUE, StepFailure, Unseen,
+    VISIBILITY_GRACE, backoff_for, defer_progress, failure_reason, instance_state, needs_new_token,
+    step_failure, tokens_held, unseen, within_grace,
 };
 pub use live::{
     ANYWHERE, EipStep, Ownership, bandwidth_mode_refusal, eip_as_recorded, eip_settling, eip_step,

@@ -4,8 +4,12 @@
 mod adopt;
 mod ensure;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures::StreamExt;
+use kube::runtime::watcher;
 
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::controller::Action;
@@ -20,7 +24,8 @@ use super::tenancy::{self, TenancyError};
 use super::{jittered, mapping, network_name_of, plan};
 use crate::api::conditions;
 use crate::api::{
-    CloudProvider, EcsInstance, Reason, SILENT_ANNOTATION, UserNetwork, UserNetworkStatus,
+    CloudProvider, EcsInstance, FINALIZER, Reason, SILENT_ANNOTATION, UserNetwork,
+    UserNetworkStatus,
 };
 use crate::scheduler;
 
@@ -45,6 +50,66 @@ pub async fn reconcile(net: Arc<UserNetwork>, ctx: Arc<Context>) -> Result<Actio
     .await
 }
 
+/// What a network needs to know of an instance: which network it uses, the zone it needs a
+/// subnet in, and whether it still counts as a user (one being deleted does until its own
+/// cleanup, which needs the network, is done).
+fn network_view(inst: &EcsInstance) -> (Option<String>, Option<String>, bool) {
+    (network_name_of(inst), needed_zone(inst), still_user(inst))
+}
+
+/// The zone an instance needs a subnet in (recorded in status once resolved).
+fn needed_zone(inst: &EcsInstance) -> Option<String> {
+    inst.status
+        .as_ref()
+        .and_then(|s| s.zone.clone())
+        .or_else(|| inst.target_zone().map(String::from))
+}
+
+/// An instance being deleted whose cleanup is done no longer uses its network.
+fn still_user(inst: &EcsInstance) -> bool {
+    inst.meta().deletion_timestamp.is_none() || inst.finalizers().iter().any(|f| f == FINALIZER)
+}
+
+/// The instances whose [`network_view`] changed (or that were deleted), from a watch of all
+/// EcsInstances: a network is reconciled when something about it changed, not once per status
+/// write of each of its hundreds of instances while they converge.
+pub fn relevant_instance_changes<S>(
+    events: S,
+) -> impl futures::Stream<Item = std::result::Result<EcsInstance, watcher::Error>> + Send
+where
+    S: futures::Stream<Item = std::result::Result<watcher::Event<EcsInstance>, watcher::Error>>
+        + Send,
+{
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    events.flat_map(move |event| {
+        let changed: Vec<std::result::Result<EcsInstance, watcher::Error>> = match event {
+            Err(e) => vec![Err(e)],
+            Ok(watcher::Event::Apply(inst) | watcher::Event::InitApply(inst)) => {
+                let key = inst.uid().unwrap_or_else(|| inst.name_any());
+                let view = view_hash(&inst);
+                if seen.insert(key, view) == Some(view) {
+                    vec![]
+                } else {
+                    vec![Ok(inst)]
+                }
+            }
+            Ok(watcher::Event::Delete(inst)) => {
+                seen.remove(&inst.uid().unwrap_or_else(|| inst.name_any()));
+                vec![Ok(inst)]
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => vec![],
+        };
+        futures::stream::iter(changed)
+    })
+}
+
+fn view_hash(inst: &EcsInstance) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    network_view(inst).hash(&mut hasher);
+    hasher.finish()
+}
+
 /// Names of the EcsInstances (in the network's namespace) that use it.
 fn users_of(net: &UserNetwork, ctx: &Context) -> Vec<String> {
     let mut users: Vec<String> = instances_of(net, ctx)
@@ -63,7 +128,9 @@ fn instances_of(net: &UserNetwork, ctx: &Context) -> Vec<Arc<EcsInstance>> {
         .state()
         .into_iter()
         .filter(|i| {
-            i.namespace() == namespace && network_name_of(i).as_deref() == Some(name.as_str())
+            i.namespace() == namespace
+                && still_user(i)
+                && network_name_of(i).as_deref() == Some(name.as_str())
         })
         .collect()
 }
@@ -73,12 +140,7 @@ fn instances_of(net: &UserNetwork, ctx: &Context) -> Vec<Arc<EcsInstance>> {
 fn extra_zones_of(net: &UserNetwork, ctx: &Context, own: &str) -> Vec<String> {
     let zones: Vec<String> = instances_of(net, ctx)
         .iter()
-        .filter_map(|i| {
-            i.status
-                .as_ref()
-                .and_then(|s| s.zone.clone())
-                .or_else(|| i.target_zone().map(String::from))
-        })
+        .filter_map(|i| needed_zone(i))
         .collect();
     plan::extra_zones(own, zones.iter().map(String::as_str))
 }
@@ -431,4 +493,65 @@ async fn release_checked(
             };
             (reason, e)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An instance of this crate's type (the test kit's fixtures build the library's own).
+    fn instance(zone: &str) -> EcsInstance {
+        let spec = serde_json::from_value(serde_json::json!({
+            "provider": "ALIYUN", "region": "cn-hangzhou", "zone": zone,
+            "userId": "alice", "imageKey": "ubuntu",
+        }))
+        .expect("spec");
+        let mut inst = EcsInstance::new("vm", spec);
+        inst.metadata.namespace = Some("team-a".into());
+        inst.metadata.uid = Some("u-1".into());
+        inst
+    }
+
+    #[tokio::test]
+    async fn only_changes_that_matter_to_the_network_wake_it() {
+        let created = instance("cn-hangzhou-i");
+        let mut starting = created.clone();
+        starting.status = Some(crate::api::EcsInstanceStatus {
+            instance_id: Some("i-1".into()),
+            zone: Some("cn-hangzhou-i".into()),
+            ..Default::default()
+        });
+        let other_zone = instance("cn-hangzhou-j");
+        let mut deleting = other_zone.clone();
+        deleting.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+        );
+        deleting.metadata.finalizers = Some(vec![FINALIZER.to_string()]);
+        let mut cleaned_up = deleting.clone();
+        cleaned_up.metadata.finalizers = None;
+        let events: Vec<std::result::Result<watcher::Event<EcsInstance>, watcher::Error>> = vec![
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(created.clone())),
+            Ok(watcher::Event::InitDone),
+            // A status write of the instance: nothing for the network.
+            Ok(watcher::Event::Apply(starting)),
+            Ok(watcher::Event::Apply(other_zone)),
+            Ok(watcher::Event::Apply(deleting.clone())),
+            Ok(watcher::Event::Apply(cleaned_up)),
+            Ok(watcher::Event::Delete(deleting)),
+        ];
+        let passed: Vec<EcsInstance> = relevant_instance_changes(futures::stream::iter(events))
+            .map(|r| r.expect("no error"))
+            .collect()
+            .await;
+        let zones: Vec<Option<String>> = passed.iter().map(needed_zone).collect();
+        assert_eq!(passed.len(), 4, "{zones:?}");
+        assert_eq!(zones[1].as_deref(), Some("cn-hangzhou-j"));
+        assert!(still_user(&passed[1]));
+        assert!(!still_user(&passed[2]), "cleanup done: no longer a user");
+        assert!(
+            passed[3].metadata.deletion_timestamp.is_some(),
+            "the deletion"
+        );
+    }
 }
