@@ -5,6 +5,7 @@
 //! ```sh
 //! cargo bench -p mce-bench --bench operator_scale -- --instances 100
 //! cargo bench -p mce-bench --bench operator_scale -- --instances 1000 --steady-seconds 60
+//! cargo bench -p mce-bench --bench operator_scale -- --instances 1000,5000,10000
 //! ```
 //!
 //! Real parts only: the control plane of `scripts/control-plane.sh` (etcd + kube-apiserver), the
@@ -17,12 +18,49 @@
 //! objects too. `--shared-control-plane` uses the shared copy instead, `--keep-control-plane`
 //! leaves the dedicated one running.
 //!
-//! The run, step by step ([`run`]): build the binaries; start the control plane and install the
-//! CRDs; start the emulator; create the tenant namespace, Secrets and CloudProvider; wait until
-//! the API server idles and record what it writes by itself (baseline); start the operator and
-//! wait for the CloudProvider to be Available; apply N EcsInstances while waiting for all to be
-//! Ready (the convergence window); hold a steady-state window; stop the processes; report; clean
-//! up.
+//! The run, step by step ([`measure_operator`]): build the binaries; start the control plane and
+//! install the CRDs; start the emulator; create the tenant namespace, Secrets and CloudProvider;
+//! wait until the API server idles and record what it writes by itself (baseline); start the
+//! operator and wait for the CloudProvider to be Available; apply N EcsInstances while waiting
+//! for all to be Ready (the convergence window); hold a steady-state window; stop the processes;
+//! report; clean up.
+//!
+//! Several sizes (`--instances 1000,5000,10000`, [`run`]): the whole measurement runs for each
+//! size in turn, each on a fresh control plane and emulator (the previous ones stopped and their
+//! data removed), so a size never sees the objects, the etcd history or the caches of another;
+//! with `--shared-control-plane` or `--keep-control-plane` every size uses that one control plane
+//! (each in its own namespace, cleaned up after it). A size whose measurement fails is reported
+//! as failed and the next one runs. The run ends with one comparison table, a row per size: time
+//! to all Ready, API-server writes per instance (and those on `ecsinstances/status`), cloud calls
+//! per instance, steady-state writes and calls per instance per resync, the operator's peak RSS,
+//! and the time to Ready as a multiple of the floor.
+//!
+//! The floor ([`floor`]; `--floor`, on by default with several sizes, `--no-floor` skips it): what
+//! the API server alone can do. With NO operator running, on its own fresh control plane of the
+//! same kind (started after the operator's run of that size is stopped), a client creates the
+//! same EcsInstances (same manifests, `--apply-concurrency` in flight), then writes the status of
+//! each twice (a Provisioning status, then a Ready one with the five conditions, the ids and
+//! addresses the operator records) exactly as the operator's `Context::apply_status` does:
+//! server-side apply of the status subresource, field manager `multicloud-ecs`, forced;
+//! `--floor-concurrency` [64, the operator's default concurrency] in flight. Reported: creates/s,
+//! status writes/s, client and server latency, kube-apiserver (and etcd) CPU seconds per 1000
+//! writes, and `floor_seconds(N) = N × operator writes per instance at N / status writes per s of
+//! the floor client at N`: the time the API server needs for the writes the operator made, were
+//! they all status writes as fast as these (most of the operator's writes are status writes; its
+//! others, events and finalizer patches, cost the API server less). One object is created and
+//! written first, unmeasured, so the one-off cost of a fresh API server's first server-side apply
+//! of the CRD stays out of the rate. The floor is measured at every size, at that size: it may
+//! depend on the number of objects the API server holds, and it is cheap next to the operator's
+//! run — on 2 cores ~500 creates/s and ~150 status writes/s (~11 kube-apiserver CPU ms each), so
+//! at N = 10,000 about 20 s of creates, 2–3 minutes of status writes and a control-plane start.
+//!
+//! Scale of the benchmark itself: the readiness watch updates its Ready count per event (no
+//! recount), the objects are built lazily as the apply sends them, per-object state is a few
+//! maps keyed by name, and the convergence timeout grows with N (max(600 s, N × 0.12 s) unless
+//! `--timeout-seconds`). Cleaning up a reused control plane deletes the objects (32 at a time),
+//! then polls once a second until the namespace controller has removed the namespace (at most
+//! max(120 s, N × 0.05 s)), so one size's deletions fall in neither the next size's baseline nor
+//! its measurement; a fresh dedicated control plane is simply stopped and its data removed.
 //!
 //! Measurements:
 //! - writes: `apiserver_request_total` (verbs POST, PUT, PATCH, APPLY, DELETE, DELETECOLLECTION)
@@ -36,19 +74,21 @@
 //! - reconciles: the operator's own `/metrics` (`--http-addr`), by controller and failure reason;
 //! - readiness: a watch on the namespace's EcsInstances (condition `Ready=True`).
 //!
-//! Options (defaults in brackets): `--instances N` [100], `--steady-seconds S` [60],
+//! Options (defaults in brackets): `--instances N[,N...]` [100] (a comma list: one measurement
+//! per size, in the order given), `--steady-seconds S` [60],
 //! `--resync-seconds S` [20] and `--probe-seconds S` [30] (operator, so both happen in the steady
 //! window), `--operator-concurrency N` [operator default], `--apply-concurrency N` [32],
 //! `--users N` [10] (instances are spread over N users, one silent network each),
 //! `--no-public-ip`, `--no-ports`, `--boot-delay-ms MS` [2000, the emulator's default],
-//! `--timeout-seconds S` [600], `--shared-control-plane`, `--keep-control-plane`,
+//! `--timeout-seconds S` [max(600, N × 0.12)], `--shared-control-plane`, `--keep-control-plane`,
 //! `--clouds ALIYUN,TENCENT,AWS` [ALIYUN] (one CloudProvider per cloud on the same emulator;
 //! instance i goes to cloud i mod the number of clouds, so `ALIYUN,TENCENT` is half and half),
 //! `--placement Cheapest|Failover` (every instance instead names all the clouds as placement
 //! candidates and asks for 2 vCPU / 8 GiB, which each catalog maps to its own type),
 //! `--set` (one EcsInstanceSet of N replicas, the template of instance 0, instead of N
 //! EcsInstances: compare with `--users 1`). Instances on a cloud without password logins
-//! (AWS) carry none.
+//! (AWS) carry none. `--floor` / `--no-floor` [on with several sizes, off with one],
+//! `--floor-concurrency N` [64] (status writes in flight of the floor client).
 //! Logs of the operator and the emulator are kept under `target/tmp/operator-scale-<run>/`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -80,6 +120,9 @@ use multicloud_ecs::api::{CloudProvider, EcsInstance, TENANT_LABEL};
 use parking_lot::Mutex;
 use serde_json::json;
 
+#[path = "operator_scale/floor.rs"]
+mod floor;
+
 const WRITE_VERBS: &[&str] = &[
     "POST",
     "PUT",
@@ -93,6 +136,9 @@ const WRITE_VERBS: &[&str] = &[
 
 #[derive(Debug, Clone)]
 struct Args {
+    /// The sizes measured in turn (`--instances 1000,5000`).
+    sizes: Vec<usize>,
+    /// The size being measured (one of `sizes`, see [`Args::for_size`]).
     instances: usize,
     steady_seconds: u64,
     resync_seconds: u64,
@@ -103,7 +149,8 @@ struct Args {
     public_ip: bool,
     ports: bool,
     boot_delay_ms: u64,
-    timeout_seconds: u64,
+    /// `None`: max(600 s, N × 0.12 s), see [`Args::timeout`].
+    timeout_seconds: Option<u64>,
     shared_control_plane: bool,
     keep_control_plane: bool,
     clouds: Vec<&'static CloudFixture>,
@@ -111,11 +158,16 @@ struct Args {
     /// Apply one EcsInstanceSet of N replicas (the template of instance 0) instead of N
     /// EcsInstances.
     set: bool,
+    /// `--floor` / `--no-floor`; `None`: on when several sizes are measured.
+    floor: Option<bool>,
+    /// Status writes in flight of the floor client.
+    floor_concurrency: usize,
 }
 
 impl Args {
     fn parse() -> Self {
         let mut args = Args {
+            sizes: vec![100],
             instances: 100,
             steady_seconds: 60,
             resync_seconds: 20,
@@ -126,12 +178,14 @@ impl Args {
             public_ip: true,
             ports: true,
             boot_delay_ms: 2000,
-            timeout_seconds: 600,
+            timeout_seconds: None,
             shared_control_plane: false,
             keep_control_plane: false,
             clouds: vec![&ALIYUN],
             placement: None,
             set: false,
+            floor: None,
+            floor_concurrency: 64,
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
@@ -152,7 +206,12 @@ impl Args {
             match key.as_str() {
                 // `cargo bench` passes `--bench` to every harness-less bench.
                 "--bench" => {}
-                "--instances" | "-n" => args.instances = num(&key, value(&key)),
+                "--instances" | "-n" => {
+                    args.sizes = value(&key)
+                        .split(',')
+                        .map(|v| num(&key, v.trim().to_string()))
+                        .collect();
+                }
                 "--steady-seconds" => args.steady_seconds = num(&key, value(&key)),
                 "--resync-seconds" => args.resync_seconds = num(&key, value(&key)),
                 "--probe-seconds" => args.probe_seconds = num(&key, value(&key)),
@@ -165,7 +224,10 @@ impl Args {
                 "--set" => args.set = true,
                 "--no-ports" => args.ports = false,
                 "--boot-delay-ms" => args.boot_delay_ms = num(&key, value(&key)),
-                "--timeout-seconds" => args.timeout_seconds = num(&key, value(&key)),
+                "--timeout-seconds" => args.timeout_seconds = Some(num(&key, value(&key))),
+                "--floor" => args.floor = Some(true),
+                "--no-floor" => args.floor = Some(false),
+                "--floor-concurrency" => args.floor_concurrency = num(&key, value(&key)),
                 "--shared-control-plane" => args.shared_control_plane = true,
                 "--keep-control-plane" => args.keep_control_plane = true,
                 "--placement" => args.placement = Some(value(&key)),
@@ -182,10 +244,38 @@ impl Args {
                 other => usage(&format!("unknown argument {other}")),
             }
         }
-        if args.instances == 0 || args.users == 0 || args.apply_concurrency == 0 {
-            usage("--instances, --users and --apply-concurrency must be positive");
+        if args.sizes.contains(&0)
+            || args.users == 0
+            || args.apply_concurrency == 0
+            || args.floor_concurrency == 0
+        {
+            usage(
+                "--instances, --users, --apply-concurrency and --floor-concurrency must be positive",
+            );
         }
+        args.instances = args.sizes[0];
         args
+    }
+
+    /// The arguments of the measurement of `n` instances.
+    fn for_size(&self, n: usize) -> Self {
+        Args {
+            instances: n,
+            ..self.clone()
+        }
+    }
+
+    /// How long the apply may take to converge: `--timeout-seconds`, else max(600 s, N × 0.12 s).
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(
+            self.timeout_seconds
+                .unwrap_or_else(|| 600.max((self.instances as f64 * 0.12).ceil() as u64)),
+        )
+    }
+
+    /// Whether the raw status-write floor is measured (at each size).
+    fn floor_enabled(&self) -> bool {
+        self.floor.unwrap_or(self.sizes.len() > 1)
     }
 }
 
@@ -194,11 +284,12 @@ fn usage(problem: &str) -> ! {
         eprintln!("operator_scale: {problem}");
     }
     eprintln!(
-        "usage: cargo bench -p mce-bench --bench operator_scale -- [--instances N] \
+        "usage: cargo bench -p mce-bench --bench operator_scale -- [--instances N[,N...]] \
          [--steady-seconds S] [--resync-seconds S] [--probe-seconds S] [--operator-concurrency N] \
          [--apply-concurrency N] [--users N] [--no-public-ip] [--no-ports] [--boot-delay-ms MS] \
          [--timeout-seconds S] [--shared-control-plane] [--keep-control-plane] \
-         [--clouds ALIYUN,TENCENT,AWS] [--placement Cheapest|Failover] [--set]"
+         [--clouds ALIYUN,TENCENT,AWS] [--placement Cheapest|Failover] [--set] \
+         [--floor | --no-floor] [--floor-concurrency N]"
     );
     std::process::exit(if problem.is_empty() { 0 } else { 2 })
 }
@@ -433,11 +524,12 @@ fn subtract(writes: &mut Writes, own: &BTreeMap<(String, String, String), f64>) 
 }
 
 /// Resources the control plane writes by itself (seen in the baseline window, before the operator
-/// starts: the API server's lease heartbeats and its `kubernetes` endpoints reconciler).
-static BACKGROUND: std::sync::OnceLock<BTreeSet<String>> = std::sync::OnceLock::new();
+/// starts: the API server's lease heartbeats and its `kubernetes` endpoints reconciler), as
+/// recorded on the control plane of the size being measured.
+static BACKGROUND: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
 fn is_apiserver_own(resource: &str) -> bool {
-    BACKGROUND.get().is_some_and(|b| b.contains(resource))
+    BACKGROUND.lock().contains(resource)
 }
 
 fn operator_write_total(writes: &Writes) -> f64 {
@@ -510,6 +602,8 @@ async fn start_emulator(bin: &Path, args: &Args, dir: &Path) -> EmulatorProcess 
 
 // ---------------------------------------------------------------- readiness watch
 
+/// What the watch saw. Every event costs O(1) (the Ready count is kept up to date, never
+/// recounted): N objects times a few status writes each stay cheap at N = 10,000.
 #[derive(Default)]
 struct Readiness {
     /// name → (Ready, reason of the Ready condition)
@@ -531,8 +625,23 @@ impl Readiness {
         if ready.0 && !self.ready_at.contains_key(&name) {
             self.ready_at.insert(name.clone(), Instant::now());
         }
-        self.objects.insert(name, ready);
-        self.ready = self.objects.values().filter(|(r, _)| *r).count();
+        let now_ready = ready.0;
+        let was_ready = self.objects.insert(name, ready).is_some_and(|(r, _)| r);
+        self.count(was_ready, now_ready);
+    }
+
+    fn remove(&mut self, name: &str) {
+        if let Some((was_ready, _)) = self.objects.remove(name) {
+            self.count(was_ready, false);
+        }
+    }
+
+    fn count(&mut self, was_ready: bool, now_ready: bool) {
+        match (was_ready, now_ready) {
+            (false, true) => self.ready += 1,
+            (true, false) => self.ready -= 1,
+            _ => {}
+        }
     }
 
     fn not_ready_reasons(&self) -> BTreeMap<String, usize> {
@@ -546,24 +655,30 @@ impl Readiness {
     }
 }
 
-fn spawn_watch(api: Api<EcsInstance>, state: Arc<Mutex<Readiness>>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+/// A background task, aborted when dropped (so a failed measurement leaves no watch retrying
+/// against a stopped control plane).
+struct Task<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn spawn_watch(api: Api<EcsInstance>, state: Arc<Mutex<Readiness>>) -> Task<()> {
+    Task(tokio::spawn(async move {
         let mut stream = watcher(api, watcher::Config::default()).boxed();
         while let Some(event) = stream.next().await {
             match event {
                 Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
                     state.lock().observe(&o)
                 }
-                Ok(watcher::Event::Delete(o)) => {
-                    let mut s = state.lock();
-                    s.objects.remove(&o.name_any());
-                    s.ready = s.objects.values().filter(|(r, _)| *r).count();
-                }
+                Ok(watcher::Event::Delete(o)) => state.lock().remove(&o.name_any()),
                 Ok(_) => {}
                 Err(e) => eprintln!("watch error (retrying): {e}"),
             }
         }
-    })
+    }))
 }
 
 // ---------------------------------------------------------------- objects
@@ -685,21 +800,58 @@ fn provider_name(ns: &str, cloud: &CloudFixture) -> String {
     format!("{ns}-{}", cloud.provider_type.to_lowercase())
 }
 
-/// Deletes what the run created in the cluster. There is no namespace controller on this
-/// control plane, so the objects are removed one by one (finalizers stripped: the operator and
-/// the emulator are gone) before the namespace.
-async fn cleanup_namespace(client: &Client, ns: &str) {
+/// Deletes what the run created in the cluster, and waits until the namespace is gone. The
+/// objects' finalizers would keep the namespace Terminating (the operator and the emulator are
+/// gone), so the objects are removed one by one (finalizers stripped) before the namespace, and
+/// the CloudProviders lose their finalizer (a later size's operator would otherwise release
+/// them, writing during its measurement).
+async fn cleanup_namespace(client: &Client, ns: &str, n: usize) {
     force_clear_namespace(client, ns).await;
     let dp = DeleteParams::background();
     let _ = Api::<Secret>::namespaced(client.clone(), ns)
         .delete_collection(&dp, &ListParams::default())
         .await;
+    let providers = Api::<CloudProvider>::all(client.clone());
+    let strip = kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}}));
     for cloud in [&ALIYUN, &TENCENT, &AWS] {
-        let _ = Api::<CloudProvider>::all(client.clone())
-            .delete(&provider_name(ns, cloud), &dp)
-            .await;
+        let name = provider_name(ns, cloud);
+        if providers.delete(&name, &dp).await.is_ok() {
+            let _ = providers
+                .patch(&name, &kube::api::PatchParams::default(), &strip)
+                .await;
+        }
     }
     let _ = Api::<Namespace>::all(client.clone()).delete(ns, &dp).await;
+    wait_namespace_gone(client, ns, n).await;
+}
+
+/// Waits (polling once a second, whatever N) until the namespace controller has deleted `ns`:
+/// on a reused control plane the deletion of one size's objects must neither fall in the next
+/// size's baseline nor in its measurement. Gives up after max(120 s, N × 0.05 s).
+async fn wait_namespace_gone(client: &Client, ns: &str, n: usize) {
+    let api = Api::<Namespace>::all(client.clone());
+    let started = Instant::now();
+    let limit = Duration::from_secs_f64((n as f64 * 0.05).max(120.0));
+    loop {
+        match api.get_opt(ns).await {
+            Ok(None) => {
+                eprintln!(
+                    "namespace {ns} deleted after {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
+                return;
+            }
+            Ok(Some(_)) | Err(_) if started.elapsed() > limit => {
+                eprintln!(
+                    "namespace {ns} still there after {:.0} s; going on (its deletion may skew \
+                     the next measurement)",
+                    limit.as_secs_f64()
+                );
+                return;
+            }
+            _ => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
 }
 
 // ---------------------------------------------------------------- report helpers
@@ -902,6 +1054,32 @@ impl Binaries {
     }
 }
 
+/// A control plane with an admin client: a fresh one per measurement, or the one every size
+/// reuses (`--shared-control-plane`, `--keep-control-plane`).
+#[derive(Clone)]
+struct Cluster {
+    cp: Arc<ControlPlane>,
+    client: Client,
+}
+
+impl Cluster {
+    async fn start(args: &Args) -> Self {
+        let (cp, client) = start_control_plane(args).await;
+        Self {
+            cp: Arc::new(cp),
+            client,
+        }
+    }
+
+    /// `reused`, else a fresh control plane (stopped when the last clone is dropped).
+    async fn reuse_or_start(reused: Option<Cluster>, args: &Args) -> Self {
+        match reused {
+            Some(cluster) => cluster,
+            None => Self::start(args).await,
+        }
+    }
+}
+
 /// The control plane (dedicated unless `--shared-control-plane`) and an admin client, with the
 /// CRDs installed.
 async fn start_control_plane(args: &Args) -> (ControlPlane, Client) {
@@ -934,10 +1112,9 @@ async fn start_control_plane(args: &Args) -> (ControlPlane, Client) {
     (cp, client)
 }
 
-/// Settle and baseline, before the operator runs: a freshly started API server spends a while at
-/// full CPU (start-up hooks, OpenAPI of the new CRDs); wait until it idles, then record what the
-/// control plane writes by itself (see [`is_apiserver_own`]).
-async fn settle_and_baseline(client: &Client, apiserver_pid: u32, ticks: f64) {
+/// Settle, before the operator (or the floor client) runs: a freshly started API server spends a
+/// while at full CPU (start-up hooks, OpenAPI of the new CRDs); wait until it idles.
+async fn settle(apiserver_pid: u32, ticks: f64) {
     let settle_start = Instant::now();
     loop {
         let c0 = cpu_seconds(apiserver_pid, ticks);
@@ -952,6 +1129,11 @@ async fn settle_and_baseline(client: &Client, apiserver_pid: u32, ticks: f64) {
             break;
         }
     }
+}
+
+/// Baseline, before the operator runs: record what the control plane writes by itself (see
+/// [`is_apiserver_own`]).
+async fn baseline(client: &Client) {
     let baseline_seconds = 10.0;
     let b0 = scrape_apiserver(client).await;
     tokio::time::sleep(Duration::from_secs_f64(baseline_seconds)).await;
@@ -961,7 +1143,7 @@ async fn settle_and_baseline(client: &Client, apiserver_pid: u32, ticks: f64) {
     // Periodic every 10 s; a short baseline may miss one. The operator runs without leader
     // election, so it never writes either.
     background.extend(["leases".to_string(), "endpoints".to_string()]);
-    let _ = BACKGROUND.set(background);
+    *BACKGROUND.lock() = background;
     eprintln!(
         "baseline: control-plane writes with no operator in {baseline_seconds:.0} s: {:?}",
         baseline
@@ -1117,8 +1299,13 @@ impl Apply {
     }
 
     /// Creates the objects, `concurrency` at a time (each retried up to 5 times), counting its
-    /// own writes and when each was created.
-    fn spawn(api: &Api<EcsInstance>, objects: Vec<EcsInstance>, concurrency: usize) -> Self {
+    /// own writes and when each was created. `objects` is consumed lazily: only the objects in
+    /// flight are in memory.
+    fn spawn(
+        api: &Api<EcsInstance>,
+        objects: impl Iterator<Item = EcsInstance> + Send + 'static,
+        concurrency: usize,
+    ) -> Self {
         let own_writes = OwnWrites::default();
         let created_at = CreatedAt::default();
         let (api, own, created) = (api.clone(), own_writes.clone(), created_at.clone());
@@ -1167,6 +1354,15 @@ impl Apply {
             t0,
             own_writes,
             created_at,
+        }
+    }
+}
+
+impl Drop for Apply {
+    /// A create task still running (the run timed out or failed) stops with it.
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
         }
     }
 }
@@ -1486,21 +1682,287 @@ fn report(args: &Args, r: &Results, procs: &Procs) {
     }
 }
 
+/// The operator's figures at one size, for the comparison table.
+struct Summary {
+    n: usize,
+    converged: bool,
+    /// Objects Ready at the end of the convergence window.
+    ready: usize,
+    /// Seconds from the first apply to all Ready (or the timeout).
+    wall: f64,
+    writes_per_instance: f64,
+    status_writes_per_instance: f64,
+    calls_per_instance: f64,
+    /// Steady window: (seconds, operator writes, cloud calls).
+    steady: Option<(f64, f64, u64)>,
+    /// Operator VmHWM (MiB).
+    hwm: f64,
+}
+
+fn cloud_call_total(calls: &BTreeMap<String, u64>) -> u64 {
+    calls
+        .iter()
+        .filter(|(k, _)| !k.starts_with("error:"))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+impl Summary {
+    fn of(r: &Results) -> Self {
+        let nf = r.n as f64;
+        let status_writes: f64 = r
+            .conv
+            .writes
+            .iter()
+            .filter(|((resource, _, _), _)| resource == "ecsinstances/status")
+            .map(|(_, v)| v)
+            .sum();
+        Summary {
+            n: r.n,
+            converged: r.convergence.converged,
+            ready: r.ready_times.len(),
+            wall: r.convergence.wall,
+            writes_per_instance: operator_write_total(&r.conv.writes) / nf,
+            status_writes_per_instance: status_writes / nf,
+            calls_per_instance: cloud_call_total(&r.conv.calls) as f64 / nf,
+            steady: r.steady.as_ref().map(|(w, _)| {
+                (
+                    w.wall,
+                    operator_write_total(&w.writes),
+                    cloud_call_total(&w.calls),
+                )
+            }),
+            hwm: r.hwm,
+        }
+    }
+}
+
+/// One size of the run: the operator's figures and the floor's, each absent if its measurement
+/// failed (or the floor is off).
+struct Row {
+    n: usize,
+    operator: Option<Summary>,
+    floor: Option<floor::Floor>,
+}
+
+/// Measures every size in turn, each on a fresh control plane and emulator (unless one is
+/// reused), then prints the comparison table. A size whose measurement fails (a panic: the
+/// operator exited, a timeout of a set-up step) is reported as such and the next one runs.
 async fn run(args: Args) {
-    let bins = Binaries::build();
+    let bins = Arc::new(Binaries::build());
+    let reused = if args.shared_control_plane || args.keep_control_plane {
+        Some(Cluster::start(&args).await)
+    } else {
+        None
+    };
+    let mut rows = Vec::new();
+    for (k, &n) in args.sizes.iter().enumerate() {
+        let size_args = args.for_size(n);
+        eprintln!(
+            "==== N={n} ({} of {}), convergence timeout {} s",
+            k + 1,
+            args.sizes.len(),
+            size_args.timeout().as_secs()
+        );
+        let operator = tokio::spawn(measure_operator(
+            bins.clone(),
+            size_args.clone(),
+            reused.clone(),
+        ))
+        .await
+        .inspect_err(|e| eprintln!("N={n}: the operator measurement failed: {e}"))
+        .ok();
+        let floor = if args.floor_enabled() {
+            eprintln!("==== N={n}: the raw status-write floor (no operator)");
+            let reused = reused.clone();
+            let floor = tokio::spawn(async move {
+                let cluster = Cluster::reuse_or_start(reused, &size_args).await;
+                floor::measure(size_args, cluster).await
+            });
+            floor
+                .await
+                .inspect_err(|e| eprintln!("N={n}: the floor measurement failed: {e}"))
+                .ok()
+        } else {
+            None
+        };
+        if let Some(f) = &floor {
+            floor::print(f, operator.as_ref().map(|o| o.writes_per_instance));
+        }
+        rows.push(Row { n, operator, floor });
+    }
+    print_comparison(&args, &rows);
+    drop(reused);
+}
+
+/// The table of every size: the operator's figures, and its time to Ready as a multiple of the
+/// floor; then the floor client's figures.
+fn print_comparison(args: &Args, rows: &[Row]) {
+    let control_plane = if args.shared_control_plane {
+        "the shared control plane for every size"
+    } else if args.keep_control_plane {
+        "one kept dedicated control plane for every size"
+    } else {
+        "a fresh dedicated control plane and emulator per size"
+    };
+    println!();
+    println!(
+        "operator_scale comparison: clouds {}, {} users, public IP {}, ports {}, boot delay {} ms, \
+         apply concurrency {}, operator concurrency {}, resync {} s{}; {control_plane}",
+        args.clouds
+            .iter()
+            .map(|c| c.provider_type)
+            .collect::<Vec<_>>()
+            .join(","),
+        args.users,
+        args.public_ip,
+        if args.ports { "22,8888" } else { "none" },
+        args.boot_delay_ms,
+        args.apply_concurrency,
+        args.operator_concurrency
+            .map_or("default".to_string(), |c| c.to_string()),
+        args.resync_seconds,
+        if args.set { ", one EcsInstanceSet" } else { "" },
+    );
+    println!();
+    println!(
+        "  {:>7} {:>15} {:>11} {:>8} {:>10} {:>13} {:>13} {:>10} {:>9} {:>8}",
+        "N",
+        "to all Ready",
+        "writes/inst",
+        "(status)",
+        "calls/inst",
+        "steady writes",
+        "steady calls",
+        "op. RSS",
+        "floor",
+        "× floor"
+    );
+    println!(
+        "  {:>7} {:>15} {:>11} {:>8} {:>10} {:>13} {:>13} {:>10} {:>9} {:>8}",
+        "", "", "", "", "", "/inst/resync", "/inst/resync", "peak", "", ""
+    );
+    for row in rows {
+        let Some(o) = &row.operator else {
+            println!("  {:>7} {:>15}", row.n, "FAILED (see above)");
+            continue;
+        };
+        let to_ready = if o.converged {
+            format!("{:.1} s", o.wall)
+        } else {
+            format!("no: {}/{}", o.ready, o.n)
+        };
+        let per_resync = |count: f64, wall: f64| {
+            count / o.n as f64 / (wall / args.resync_seconds.max(1) as f64).max(1e-9)
+        };
+        let (steady_writes, steady_calls) = match o.steady {
+            Some((wall, writes, calls)) => (
+                format!("{:.3}", per_resync(writes, wall)),
+                format!("{:.3}", per_resync(calls as f64, wall)),
+            ),
+            None => ("-".to_string(), "-".to_string()),
+        };
+        let floor_seconds = row
+            .floor
+            .as_ref()
+            .map(|f| f.seconds_for(o.n, o.writes_per_instance));
+        let (floor, multiple) = match floor_seconds {
+            Some(fs) if fs > 0.0 => (
+                format!("{fs:.1} s"),
+                format!("{}{:.1}", if o.converged { "" } else { ">" }, o.wall / fs),
+            ),
+            _ => ("-".to_string(), "-".to_string()),
+        };
+        println!(
+            "  {:>7} {to_ready:>15} {:>11.2} {:>8} {:>10.2} {steady_writes:>13} {steady_calls:>13} {:>10} {floor:>9} {multiple:>8}",
+            o.n,
+            o.writes_per_instance,
+            format!("({:.2})", o.status_writes_per_instance),
+            o.calls_per_instance,
+            format!("{:.1} MiB", o.hwm),
+        );
+    }
+    println!();
+    println!(
+        "  to all Ready: first apply → every EcsInstance Ready (no: Ready/N at the timeout); \
+         writes/inst: the operator's API-server writes during convergence / N (status: those on \
+         ecsinstances/status); calls/inst: cloud calls / N;"
+    );
+    println!(
+        "  steady …/inst/resync: count in the steady window / N / (window / resync s); op. RSS: \
+         the operator's VmHWM;"
+    );
+    println!(
+        "  floor: floor_seconds(N) = N × writes/inst / (status writes per s of the floor client at \
+         N); × floor = to all Ready / floor (> when not converged)."
+    );
+    if rows.iter().any(|r| r.floor.is_some()) {
+        println!();
+        println!(
+            "  Raw status-write floor (no operator; creates of the same manifests {} in flight, \
+             then {} status writes per object by server-side apply as {}, {} in flight; measured \
+             at each size, {}):",
+            args.apply_concurrency,
+            floor::WRITES_PER_OBJECT,
+            multicloud_ecs::controller::context::FIELD_MANAGER,
+            args.floor_concurrency,
+            if args.shared_control_plane || args.keep_control_plane {
+                "on the reused control plane"
+            } else {
+                "each on a fresh control plane"
+            }
+        );
+        println!(
+            "  {:>7} {:>10} {:>16} {:>24} {:>18} {:>9}",
+            "N",
+            "creates/s",
+            "status writes/s",
+            "apiserver CPU s/1000 w",
+            "etcd CPU s/1000 w",
+            "floor"
+        );
+        for row in rows {
+            let Some(f) = &row.floor else {
+                continue;
+            };
+            let floor_seconds = row.operator.as_ref().map_or("-".to_string(), |o| {
+                format!("{:.1} s", f.seconds_for(f.n, o.writes_per_instance))
+            });
+            println!(
+                "  {:>7} {:>10.1} {:>16.1} {:>24.2} {:>18.2} {floor_seconds:>9}",
+                f.n,
+                f.creates.rate(),
+                f.status.rate(),
+                f.status.apiserver_cpu_per_1000(),
+                f.status.etcd_cpu_per_1000(),
+            );
+        }
+        println!("  (CPU per 1000 writes: of the status-write phase)");
+    }
+    println!();
+    println!(
+        "  this benchmark's own peak RSS over the run: {:.0} MiB",
+        status_mib(std::process::id(), "VmHWM")
+    );
+}
+
+/// The whole measurement of the operator at one size: emulator, tenant, baseline, operator,
+/// apply, convergence, steady state, report.
+async fn measure_operator(bins: Arc<Binaries>, args: Args, reused: Option<Cluster>) -> Summary {
     let run_id = format!("{:08x}", rand::random::<u32>());
     let dir = tmp_dir(&format!("operator-scale-{run_id}"));
     let n = args.instances;
 
     // The cluster, the cloud and the tenant.
-    let (cp, client) = start_control_plane(&args).await;
+    let cluster = Cluster::reuse_or_start(reused, &args).await;
+    let (cp, client) = (&cluster.cp, &cluster.client);
     let emulator = start_emulator(&bins.emulator, &args, &dir).await;
     let http = reqwest::Client::new();
     let ns = format!("bench-scale-{run_id}");
     let tenant = format!("bench-{run_id}");
     let code = format!("BENCH-{}", run_id.to_uppercase());
     let providers = setup_namespace(
-        &client,
+        client,
         &ns,
         &tenant,
         &code,
@@ -1516,12 +1978,13 @@ async fn run(args: Args) {
         .find(|(name, _)| *name == "kube-apiserver")
         .map(|(_, pid)| *pid)
         .expect("kube-apiserver pid");
-    settle_and_baseline(&client, apiserver_pid, ticks).await;
+    settle(apiserver_pid, ticks).await;
+    baseline(client).await;
 
     // The operator.
-    let (mut operator, operator_metrics) = start_operator(&bins.operator, &args, &cp, &dir);
+    let (mut operator, operator_metrics) = start_operator(&bins.operator, &args, cp, &dir);
     for name in &providers {
-        wait_provider_available(&mut operator, &client, name).await;
+        wait_provider_available(&mut operator, client, name).await;
     }
     let operator_pid = operator.pid();
     let mut list = vec![
@@ -1532,7 +1995,7 @@ async fn run(args: Args) {
     list.push(("bench (self)", std::process::id()));
     let procs = Procs { list, ticks };
     let probes = Probes {
-        client: &client,
+        client,
         http: &http,
         operator_metrics: &operator_metrics,
         emulator: &emulator.base_url,
@@ -1554,14 +2017,15 @@ async fn run(args: Args) {
         args.apply_concurrency
     );
     let mut apply = if args.set {
-        Apply::spawn_set(&client, instance_set(n, &ns, &code, &args))
+        Apply::spawn_set(client, instance_set(n, &ns, &code, &args))
     } else {
-        let objects: Vec<EcsInstance> = (0..n).map(|i| instance(i, &ns, &code, &args)).collect();
+        let (ns, code, a) = (ns.clone(), code.clone(), args.clone());
+        let objects = (0..n).map(move |i| instance(i, &ns, &code, &a));
         Apply::spawn(&api, objects, args.apply_concurrency)
     };
     let convergence = converge(
         n,
-        Duration::from_secs(args.timeout_seconds),
+        args.timeout(),
         &mut apply,
         &mut operator,
         &readiness,
@@ -1600,7 +2064,7 @@ async fn run(args: Args) {
     let operator_log = operator.log.clone();
     drop(operator);
     drop(emulator);
-    watch.abort();
+    drop(watch);
     let results = Results {
         n,
         convergence,
@@ -1616,12 +2080,15 @@ async fn run(args: Args) {
         operator_log,
     };
     report(&args, &results, &procs);
+    let summary = Summary::of(&results);
+    drop(results);
 
     if !cp.stops_on_drop() {
         eprintln!("deleting namespace {ns} and its objects...");
-        cleanup_namespace(&client, &ns).await;
+        cleanup_namespace(client, &ns, n).await;
     }
-    drop(cp);
+    drop(cluster);
+    summary
 }
 
 fn main() {
