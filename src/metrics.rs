@@ -54,7 +54,7 @@ pub struct Metrics {
     /// Shards of namespaces this replica holds (`--shards`; 1 while reconciling unsharded).
     pub shards_held: Gauge,
     /// Retries of failing objects that yielded to other objects (the retry lane was full).
-    pub retry_yields: Counter,
+    pub background_yields: Counter,
     /// Price quotes, by provider and source (`cloud` or `cache`).
     pub quotes: Family<QuoteLabels, Counter>,
     /// Placements decided, by chosen provider and policy.
@@ -101,11 +101,11 @@ impl Metrics {
         let instances = Family::<PhaseLabels, Gauge>::default();
         let leader = Gauge::default();
         let shards_held = Gauge::default();
-        let retry_yields = Counter::default();
+        let background_yields = Counter::default();
         registry.register(
-            "retry_yields",
+            "background_yields",
             "Retries of failing objects put off because the retry lane was full",
-            retry_yields.clone(),
+            background_yields.clone(),
         );
         let quotes = Family::<QuoteLabels, Counter>::default();
         let placements = Family::<PlacementLabels, Counter>::default();
@@ -171,7 +171,7 @@ impl Metrics {
             instances,
             leader,
             shards_held,
-            retry_yields,
+            background_yields,
             quotes,
             placements,
             failovers,
@@ -229,8 +229,8 @@ pub fn record_reconcile(controller: &'static str, duration: Duration) {
 }
 
 /// Records a retry that yielded to objects not failing.
-pub fn record_retry_yield() {
-    metrics().retry_yields.inc();
+pub fn record_background_yield() {
+    metrics().background_yields.inc();
 }
 
 /// Records one failed reconcile.

@@ -93,10 +93,12 @@ pub struct Context {
     pub full_checks: Mutex<HashMap<String, std::time::Instant>>,
     /// EcsInstance progress left unwritten for a while (see `plan::defer_progress`).
     pub deferred: super::status::DeferredStatuses<crate::api::EcsInstanceStatus>,
-    /// The reconciles of failing objects that may run at once (see `RetryLane`).
-    pub retry_lane: RetryLane,
+    /// The retries and re-verifications that may run at once (see `BackgroundLane`).
+    pub background_lane: BackgroundLane,
     /// Silent UserNetwork creates sent recently (one per user's network, not one per instance).
     pub silent_creates: super::ecs_instance::SilentCreates,
+    /// The instances using each UserNetwork, kept from the watch of EcsInstances.
+    pub network_users: Arc<super::user_network::NetworkUsers>,
 }
 
 impl Context {
@@ -476,15 +478,19 @@ impl DriverRegistry {
     }
 }
 
-/// Retries of failing objects share a few of the controllers' concurrent reconciles, so however
-/// many objects keep failing (a full subnet, an exhausted quota), objects that are new or
-/// converging are never queued behind them. A retry that finds the lane full yields: it is
+/// Retries of failing objects and the periodic re-verification of converged ones share a few of
+/// the controllers' concurrent reconciles, so however many objects keep failing (a full subnet,
+/// an exhausted quota) or are due a drift check (10,000 of them every resync), objects that are
+/// new or converging are never queued behind them. One that finds the lane full yields: it is
 /// looked at again shortly, without counting as a success or as another failure.
-pub struct RetryLane(tokio::sync::Semaphore);
+pub struct BackgroundLane(tokio::sync::Semaphore);
 
-impl RetryLane {
+impl BackgroundLane {
     /// How soon a retry that found the lane full tries again (jittered).
     pub const YIELD: Duration = Duration::from_secs(2);
+    /// How soon a re-verification that found the lane full tries again (jittered): drift
+    /// checks are then spread over a longer period instead of crowding out new objects.
+    pub const RESYNC_YIELD: Duration = Duration::from_secs(5);
 
     /// A quarter of the controllers' concurrency, at least one.
     pub fn for_concurrency(concurrency: u16) -> Self {

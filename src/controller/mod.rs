@@ -136,8 +136,31 @@ async fn timed(
     result
 }
 
+/// One reconcile as every controller runs it: only for an object in a shard this replica holds,
+/// in the retry lane while the object is failing, timed, its failures counted.
+fn guarded<K, F>(
+    controller: &'static str,
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+    reconcile: impl FnOnce(Arc<K>, Arc<Context>) -> F,
+) -> impl std::future::Future<Output = Result<Action, Error>>
+where
+    K: Resource,
+    F: std::future::Future<Output = Result<Action, Error>>,
+{
+    let key = failure_key(obj.as_ref());
+    let work = ctx.shards.enter(obj.namespace().as_deref());
+    let run = timed(
+        controller,
+        key.clone(),
+        ctx.clone(),
+        reconcile(obj, ctx.clone()),
+    );
+    shard::gated(work, fair(ctx, key, run))
+}
+
 /// Runs a reconcile, unless it is the retry of a failing object and the retry lane is full:
-/// then it yields (see [`context::RetryLane`]).
+/// then it yields (see [`context::BackgroundLane`]).
 async fn fair(
     ctx: Arc<Context>,
     key: String,
@@ -146,9 +169,9 @@ async fn fair(
     if !ctx.is_failing(&key) {
         return reconcile.await;
     }
-    let Some(_place) = ctx.retry_lane.try_enter() else {
-        crate::metrics::record_retry_yield();
-        return Ok(Action::requeue(jittered(context::RetryLane::YIELD)));
+    let Some(_place) = ctx.background_lane.try_enter() else {
+        crate::metrics::record_background_yield();
+        return Ok(Action::requeue(jittered(context::BackgroundLane::YIELD)));
     };
     reconcile.await
 }
@@ -220,7 +243,8 @@ where
     let networks = networks_ctl.store();
     let providers = providers_ctl.store();
 
-    let retry_lane = context::RetryLane::for_concurrency(config.concurrency);
+    let background_lane = context::BackgroundLane::for_concurrency(config.concurrency);
+    let network_users = Arc::new(user_network::NetworkUsers::default());
     let reporter = context::reporter_for(config.identity.as_deref());
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -242,28 +266,43 @@ where
         full_checks: Default::default(),
         deferred: Default::default(),
         silent_creates: Default::default(),
-        retry_lane,
+        network_users: network_users.clone(),
+        background_lane,
     });
 
     // An EcsInstance waits on its network and its provider: re-reconcile it when they change.
     let instances_for_network = instances.clone();
     let instances_for_provider = instances.clone();
+    let users_for_network = network_users.clone();
     let instances_ctl = instances_ctl
-        .watches(
-            Api::<UserNetwork>::all(client.clone()),
-            watch.clone(),
+        // A network's own `usedBy` writes wake none of its hundreds of instances.
+        .watches_stream(
+            watcher(Api::<UserNetwork>::all(client.clone()), watch.clone())
+                .default_backoff()
+                .touched_objects()
+                .predicate_filter(
+                    user_network::served_view_hash,
+                    kube::runtime::PredicateConfig::default(),
+                ),
             move |net| {
-                let namespace = net.namespace();
+                let namespace = net.namespace().unwrap_or_default();
                 let name = net.name_any();
-                instances_for_network
-                    .state()
-                    .into_iter()
-                    .filter(|i| {
-                        i.namespace() == namespace
-                            && network_name_of(i).as_deref() == Some(name.as_str())
-                    })
-                    .map(|i| ObjectRef::from_obj(i.as_ref()))
-                    .collect::<Vec<_>>()
+                match users_for_network.users(&namespace, &name) {
+                    Some(users) => users
+                        .into_iter()
+                        .map(|(user, _)| ObjectRef::new(&user).within(&namespace))
+                        .collect::<Vec<_>>(),
+                    // Before the index is filled: a scan of the cache.
+                    None => instances_for_network
+                        .state()
+                        .into_iter()
+                        .filter(|i| {
+                            i.namespace().as_deref() == Some(namespace.as_str())
+                                && network_name_of(i).as_deref() == Some(name.as_str())
+                        })
+                        .map(|i| ObjectRef::from_obj(i.as_ref()))
+                        .collect::<Vec<_>>(),
+                }
             },
         )
         .watches(
@@ -294,6 +333,7 @@ where
         .watches_stream(
             user_network::relevant_instance_changes(
                 watcher(Api::<EcsInstance>::all(client.clone()), watch.clone()).default_backoff(),
+                network_users.clone(),
             ),
             |inst| {
                 let namespace = inst.namespace().unwrap_or_default();
@@ -326,22 +366,7 @@ where
         .reconcile_all_on(shards.gains())
         .graceful_shutdown_on(shutdown.clone())
         .run(
-            |obj, ctx| {
-                let key = failure_key(obj.as_ref());
-                shard::gated(
-                    ctx.shards.enter(obj.namespace().as_deref()),
-                    fair(
-                        ctx.clone(),
-                        key.clone(),
-                        timed(
-                            "EcsInstance",
-                            key,
-                            ctx.clone(),
-                            ecs_instance::reconcile(obj, ctx),
-                        ),
-                    ),
-                )
-            },
+            |obj, ctx| guarded("EcsInstance", obj, ctx, ecs_instance::reconcile),
             error_policy,
             ctx.clone(),
         )
@@ -350,22 +375,7 @@ where
         .reconcile_all_on(shards.gains())
         .graceful_shutdown_on(shutdown.clone())
         .run(
-            |obj, ctx| {
-                let key = failure_key(obj.as_ref());
-                shard::gated(
-                    ctx.shards.enter(obj.namespace().as_deref()),
-                    fair(
-                        ctx.clone(),
-                        key.clone(),
-                        timed(
-                            "UserNetwork",
-                            key,
-                            ctx.clone(),
-                            user_network::reconcile(obj, ctx),
-                        ),
-                    ),
-                )
-            },
+            |obj, ctx| guarded("UserNetwork", obj, ctx, user_network::reconcile),
             error_policy,
             ctx.clone(),
         )
@@ -391,18 +401,7 @@ where
     .reconcile_all_on(shards.gains())
     .graceful_shutdown_on(shutdown.clone())
     .run(
-        |obj, ctx| {
-            let key = failure_key(obj.as_ref());
-            shard::gated(
-                ctx.shards.enter(obj.namespace().as_deref()),
-                timed(
-                    "EcsInstanceSet",
-                    key,
-                    ctx.clone(),
-                    ecs_instance_set::reconcile(obj, ctx),
-                ),
-            )
-        },
+        |obj, ctx| guarded("EcsInstanceSet", obj, ctx, ecs_instance_set::reconcile),
         error_policy,
         ctx.clone(),
     )
@@ -415,18 +414,7 @@ where
     .reconcile_all_on(shards.gains())
     .graceful_shutdown_on(shutdown.clone())
     .run(
-        |obj, ctx| {
-            let key = failure_key(obj.as_ref());
-            shard::gated(
-                ctx.shards.enter(obj.namespace().as_deref()),
-                timed(
-                    "PriceQuote",
-                    key,
-                    ctx.clone(),
-                    price_quote::reconcile(obj, ctx),
-                ),
-            )
-        },
+        |obj, ctx| guarded("PriceQuote", obj, ctx, price_quote::reconcile),
         error_policy,
         ctx.clone(),
     )
@@ -435,18 +423,7 @@ where
         .reconcile_all_on(shards.gains())
         .graceful_shutdown_on(shutdown)
         .run(
-            |obj, ctx| {
-                let key = failure_key(obj.as_ref());
-                shard::gated(
-                    ctx.shards.enter(obj.namespace().as_deref()),
-                    timed(
-                        "CloudProvider",
-                        key,
-                        ctx.clone(),
-                        cloud_provider::reconcile(obj, ctx),
-                    ),
-                )
-            },
+            |obj, ctx| guarded("CloudProvider", obj, ctx, cloud_provider::reconcile),
             error_policy,
             ctx.clone(),
         )
@@ -504,7 +481,8 @@ mod tests {
             full_checks: Default::default(),
             deferred: Default::default(),
             silent_creates: Default::default(),
-            retry_lane: context::RetryLane::for_concurrency(64),
+            network_users: Default::default(),
+            background_lane: context::BackgroundLane::for_concurrency(64),
         })
     }
 
@@ -549,7 +527,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn failing_objects_yield_to_the_others_when_the_retry_lane_is_full() {
+    async fn failing_objects_yield_to_the_others_when_the_background_lane_is_full() {
         let ctx = context();
         ctx.record_failure("failing");
         let ran = |flag: Arc<std::sync::atomic::AtomicBool>| async move {
@@ -558,7 +536,7 @@ mod tests {
         };
         // The lane (a quarter of 64) is taken by other retries.
         let places: Vec<_> = (0..16)
-            .map(|_| ctx.retry_lane.try_enter().expect("a place"))
+            .map(|_| ctx.background_lane.try_enter().expect("a place"))
             .collect();
         let retried = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let action = fair(ctx.clone(), "failing".into(), ran(retried.clone()))

@@ -122,6 +122,21 @@ async fn apply(inst: &EcsInstance, ctx: &Context) -> Result<Action> {
     {
         return Ok(Action::requeue(remaining));
     }
+    // A converged object's periodic drift check runs in the background lane.
+    let converged = inst.status.as_ref().is_some_and(|s| {
+        s.observed_generation == generation && conditions::is_true(&s.conditions, conditions::READY)
+    });
+    let _place = if converged {
+        let Some(place) = ctx.background_lane.try_enter() else {
+            crate::metrics::record_background_yield();
+            return Ok(Action::requeue(jittered(
+                super::context::BackgroundLane::RESYNC_YIELD,
+            )));
+        };
+        Some(place)
+    } else {
+        None
+    };
     // Progress the last pass left unwritten: resume from it while the object is unchanged.
     let held = inst.status.clone();
     let resumed;
