@@ -234,12 +234,24 @@ where
     .for_each(|_| futures::future::ready(()));
     let namespace_task = tokio::spawn(namespace_reflector);
 
-    let instances_ctl = Controller::new(Api::<EcsInstance>::all(client.clone()), watch.clone())
-        .with_config(controller_config.clone());
+    // The EcsInstance cache (thousands of objects) keeps what the reconcilers read: the
+    // managedFields the API server sends with each object (a third of it, more once several
+    // managers wrote it) are dropped on arrival.
+    let (instances, instances_writer) = reflector::store::<EcsInstance>();
+    let instances_ctl = Controller::for_stream(
+        reflector::reflector(
+            instances_writer,
+            watcher(Api::<EcsInstance>::all(client.clone()), watch.clone())
+                .default_backoff()
+                .modify(|inst| inst.managed_fields_mut().clear()),
+        )
+        .applied_objects(),
+        instances.clone(),
+    )
+    .with_config(controller_config.clone());
     let networks_ctl = Controller::new(Api::<UserNetwork>::all(client.clone()), watch.clone())
         .with_config(controller_config.clone());
     let providers_ctl = Controller::new(Api::<CloudProvider>::all(client.clone()), watch.clone());
-    let instances = instances_ctl.store();
     let networks = networks_ctl.store();
     let providers = providers_ctl.store();
 
