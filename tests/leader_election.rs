@@ -13,100 +13,44 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
-use mce_testkit::control_plane;
 use mce_testkit::crds::install_crds;
 use mce_testkit::manifests::{ar, dynamic};
-use mce_testkit::operator;
+use mce_testkit::operator::{LEASE_NAMESPACE, LeaseOperator, lease_holder, metric};
 use mce_testkit::operator_env::admin_client;
-use mce_testkit::paths::{Build, operator_bin, tmp_dir};
-use mce_testkit::process::{Process, free_port, http_get};
-use mce_testkit::wait::tail;
 use serde_json::json;
 
 const LEASE_SECONDS: u64 = 6;
 /// Takeover must happen within the lease duration plus this margin (polling, process start-up of
 /// nothing: the stand-by is already running and watching).
 const TAKEOVER_MARGIN: Duration = Duration::from_secs(4);
-const LEASE_NAMESPACE: &str = "default";
-
 /// One `multicloud-ecs run --leader-election` process. Killed when dropped.
-struct Op {
-    identity: String,
-    port: u16,
-    process: Process,
+type Op = LeaseOperator;
+
+fn start(identity: &str, lease_name: &str) -> Op {
+    LeaseOperator::start(
+        identity,
+        lease_name,
+        LEASE_SECONDS,
+        &["--leader-election"],
+        "leader-election-logs",
+    )
 }
 
-impl Op {
-    fn start(identity: &str, lease_name: &str) -> Self {
-        let port = free_port();
-        let log = tmp_dir("leader-election-logs").join(format!("{lease_name}-{identity}.log"));
-        let mut cmd = operator::command(
-            &operator_bin(Build::IfMissing),
-            &control_plane::private().kubeconfig,
-        );
-        cmd.args(["--leader-election", "--lease-seconds"])
-            .arg(LEASE_SECONDS.to_string())
-            .args(["--lease-name", lease_name])
-            .args(["--lease-namespace", LEASE_NAMESPACE])
-            .args(["--identity", identity])
-            .arg("--http-addr")
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["--resync-seconds", "5", "--probe-seconds", "5"])
-            .args(["--log-json", "--log-level", "info,kube=warn"]);
-        Self {
-            identity: identity.to_string(),
-            port,
-            process: Process::spawn("operator", cmd, log),
-        }
-    }
+/// `multicloud_ecs_leader` from /metrics (None: not serving).
+async fn leader_gauge(op: &Op) -> Option<i64> {
+    op.metric("multicloud_ecs_leader").await
+}
 
-    async fn get(&self, path: &str) -> Option<(u16, String)> {
-        http_get(self.port, path, Duration::from_secs(2)).await.ok()
-    }
-
-    /// `multicloud_ecs_leader` from /metrics (None: not serving).
-    async fn leader_gauge(&self) -> Option<i64> {
-        let (_, text) = self.get("/metrics").await?;
-        metric(&text, "multicloud_ecs_leader")
-    }
-
-    /// Reconciles of a controller from /metrics (0 if none was recorded).
-    async fn reconciles(&self, controller: &str) -> Option<i64> {
-        let (_, text) = self.get("/metrics").await?;
-        Some(
-            metric(
-                &text,
-                &format!("multicloud_ecs_reconciles_total{{controller=\"{controller}\"}}"),
-            )
-            .unwrap_or(0),
+/// Reconciles of a controller from /metrics (0 if none was recorded).
+async fn reconciles(op: &Op, controller: &str) -> Option<i64> {
+    let (_, text) = op.get("/metrics").await?;
+    Some(
+        metric(
+            &text,
+            &format!("multicloud_ecs_reconciles_total{{controller=\"{controller}\"}}"),
         )
-    }
-
-    fn logs(&self) -> String {
-        tail(&self.process.logs(), 30)
-    }
-}
-
-/// The value of a sample line `name value` in Prometheus text format.
-fn metric(text: &str, name: &str) -> Option<i64> {
-    text.lines().find_map(|line| {
-        let rest = line.strip_prefix(name)?.strip_prefix(' ')?;
-        rest.split_whitespace()
-            .next()?
-            .parse::<f64>()
-            .ok()
-            .map(|v| v as i64)
-    })
-}
-
-async fn holder(leases: &Api<Lease>, name: &str) -> Option<String> {
-    leases
-        .get_opt(name)
-        .await
-        .expect("get Lease")
-        .and_then(|l| l.spec)
-        .and_then(|s| s.holder_identity)
-        .filter(|h| !h.is_empty())
+        .unwrap_or(0),
+    )
 }
 
 fn dump(ops: &[&Op]) -> String {
@@ -152,13 +96,13 @@ async fn one_leader_reconciles_and_a_stand_by_takes_over_then_a_graceful_stop_re
         .await
         .expect("create CloudProvider");
 
-    let mut a = Op::start("op-a", &lease_name);
-    let mut b = Op::start("op-b", &lease_name);
+    let mut a = start("op-a", &lease_name);
+    let mut b = start("op-b", &lease_name);
 
     // Exactly one leads; both are ready (a stand-by is ready: it serves and waits).
     let deadline = Instant::now() + Duration::from_secs(60);
     let first_is_a = loop {
-        let (ga, gb) = (a.leader_gauge().await, b.leader_gauge().await);
+        let (ga, gb) = (leader_gauge(&a).await, leader_gauge(&b).await);
         let ready = a.get("/readyz").await.map(|r| r.0) == Some(200)
             && b.get("/readyz").await.map(|r| r.0) == Some(200);
         match (ga, gb) {
@@ -180,7 +124,7 @@ async fn one_leader_reconciles_and_a_stand_by_takes_over_then_a_graceful_stop_re
         (&mut b, &mut a)
     };
     assert_eq!(
-        holder(&leases, &lease_name).await.as_deref(),
+        lease_holder(&leases, &lease_name).await.as_deref(),
         Some(leader.identity.as_str()),
         "the Lease holder is the process that reports leader 1"
     );
@@ -189,7 +133,7 @@ async fn one_leader_reconciles_and_a_stand_by_takes_over_then_a_graceful_stop_re
     // Only the leader reconciles: it reconciles the CloudProvider; over several renewals the
     // stand-by reconciles nothing and stays a stand-by.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while leader.reconciles("CloudProvider").await.unwrap_or(0) == 0 {
+    while reconciles(leader, "CloudProvider").await.unwrap_or(0) == 0 {
         assert!(
             Instant::now() < deadline,
             "the leader did not reconcile the CloudProvider\n{}",
@@ -200,24 +144,24 @@ async fn one_leader_reconciles_and_a_stand_by_takes_over_then_a_graceful_stop_re
     let watch_until = Instant::now() + Duration::from_secs(LEASE_SECONDS + 2);
     while Instant::now() < watch_until {
         assert_eq!(
-            standby.leader_gauge().await,
+            leader_gauge(standby).await,
             Some(0),
             "stand-by stays a stand-by"
         );
         assert_eq!(
-            leader.leader_gauge().await,
+            leader_gauge(leader).await,
             Some(1),
             "leader keeps the lease"
         );
         assert_eq!(
-            standby.reconciles("CloudProvider").await,
+            reconciles(standby, "CloudProvider").await,
             Some(0),
             "a stand-by must not reconcile"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(
-        standby.reconciles("EcsInstance").await,
+        reconciles(standby, "EcsInstance").await,
         Some(0),
         "a stand-by must not reconcile"
     );
@@ -227,7 +171,7 @@ async fn one_leader_reconciles_and_a_stand_by_takes_over_then_a_graceful_stop_re
     leader.process.kill();
     let t0 = Instant::now();
     let takeover = loop {
-        if standby.leader_gauge().await == Some(1) {
+        if leader_gauge(standby).await == Some(1) {
             break t0.elapsed();
         }
         assert!(
@@ -246,12 +190,12 @@ async fn one_leader_reconciles_and_a_stand_by_takes_over_then_a_graceful_stop_re
         "takeover took {takeover:?}, more than the lease duration ({LEASE_SECONDS} s) + {TAKEOVER_MARGIN:?}"
     );
     assert_eq!(
-        holder(&leases, &lease_name).await.as_deref(),
+        lease_holder(&leases, &lease_name).await.as_deref(),
         Some(standby.identity.as_str())
     );
     // The new leader does the work now.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while standby.reconciles("CloudProvider").await.unwrap_or(0) == 0 {
+    while reconciles(standby, "CloudProvider").await.unwrap_or(0) == 0 {
         assert!(
             Instant::now() < deadline,
             "the new leader did not reconcile\n{}",
@@ -264,7 +208,7 @@ async fn one_leader_reconciles_and_a_stand_by_takes_over_then_a_graceful_stop_re
     standby.process.sigterm();
     let t1 = Instant::now();
     let released = loop {
-        if holder(&leases, &lease_name).await.is_none() {
+        if lease_holder(&leases, &lease_name).await.is_none() {
             break t1.elapsed();
         }
         assert!(

@@ -14,63 +14,30 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams};
 use kube::{Api, ResourceExt};
-use mce_testkit::control_plane;
-use mce_testkit::operator;
-use mce_testkit::paths::{Build, operator_bin, tmp_dir};
+use mce_testkit::operator::{LEASE_NAMESPACE, LeaseOperator, lease_holder};
 use mce_testkit::prelude::*;
-use mce_testkit::process::{Process, free_port, http_get};
 use multicloud_ecs::api::EcsInstance;
 use multicloud_ecs::controller::shard::{lease_name, shard_of};
 use serde_json::json;
 
 const SHARDS: u32 = 2;
 const LEASE_SECONDS: u64 = 6;
-const LEASE_NAMESPACE: &str = "default";
-
 /// One `multicloud-ecs run --shards 2` process. Killed when dropped.
-struct Op {
-    identity: String,
-    port: u16,
-    process: Process,
+type Op = LeaseOperator;
+
+fn start(identity: &str, lease_set: &str) -> Op {
+    LeaseOperator::start(
+        identity,
+        lease_set,
+        LEASE_SECONDS,
+        &["--shards", &SHARDS.to_string()],
+        "operator-shards-logs",
+    )
 }
 
-impl Op {
-    fn start(identity: &str, lease_set: &str) -> Self {
-        let port = free_port();
-        let log = tmp_dir("operator-shards-logs").join(format!("{lease_set}-{identity}.log"));
-        let mut cmd = operator::command(
-            &operator_bin(Build::IfMissing),
-            &control_plane::private().kubeconfig,
-        );
-        cmd.args(["--shards", &SHARDS.to_string()])
-            .args(["--lease-seconds", &LEASE_SECONDS.to_string()])
-            .args(["--lease-name", lease_set])
-            .args(["--lease-namespace", LEASE_NAMESPACE])
-            .args(["--identity", identity])
-            .arg("--http-addr")
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["--resync-seconds", "5", "--probe-seconds", "5"])
-            .args(["--log-json", "--log-level", "info,kube=warn"]);
-        Self {
-            identity: identity.to_string(),
-            port,
-            process: Process::spawn("operator", cmd, log),
-        }
-    }
-
-    /// `multicloud_ecs_shards_held` from /metrics (None: not serving).
-    async fn shards_held(&self) -> Option<i64> {
-        let (_, text) = http_get(self.port, "/metrics", Duration::from_secs(2))
-            .await
-            .ok()?;
-        text.lines().find_map(|line| {
-            line.strip_prefix("multicloud_ecs_shards_held ")?
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .map(|v| v as i64)
-        })
-    }
+/// `multicloud_ecs_shards_held` from /metrics (None: not serving).
+async fn shards_held(op: &Op) -> Option<i64> {
+    op.metric("multicloud_ecs_shards_held").await
 }
 
 fn dump(ops: &[&Op]) -> String {
@@ -80,7 +47,7 @@ fn dump(ops: &[&Op]) -> String {
                 "--- {} (log {}) ---\n{}",
                 op.identity,
                 op.process.log.display(),
-                tail(&op.process.logs(), 30)
+                op.logs()
             )
         })
         .collect::<Vec<_>>()
@@ -91,15 +58,7 @@ fn dump(ops: &[&Op]) -> String {
 async fn holders(leases: &Api<Lease>, set: &str) -> Vec<Option<String>> {
     let mut out = Vec::new();
     for shard in 0..SHARDS {
-        out.push(
-            leases
-                .get_opt(&lease_name(set, shard))
-                .await
-                .expect("get Lease")
-                .and_then(|l| l.spec)
-                .and_then(|s| s.holder_identity)
-                .filter(|h| !h.is_empty()),
-        );
+        out.push(lease_holder(leases, &lease_name(set, shard)).await);
     }
     out
 }
@@ -185,8 +144,8 @@ async fn replicas_split_the_shards_and_a_survivor_takes_over_a_killed_ones() {
         namespaces.push(env.extra_namespace(Some(tenant.as_str())).await);
     }
 
-    let a = Op::start("op-a", &set);
-    let b = Op::start("op-b", &set);
+    let a = start("op-a", &set);
+    let b = start("op-b", &set);
     let ops = [&a, &b];
 
     // The shards split 1+1, each replica reporting one held.
@@ -198,8 +157,8 @@ async fn replicas_split_the_shards_and_a_survivor_takes_over_a_killed_ones() {
             let mut ids: Vec<&str> = holders.iter().filter_map(|h| h.as_deref()).collect();
             ids.sort_unstable();
             (ids == ["op-a", "op-b"]
-                && a.shards_held().await == Some(1)
-                && b.shards_held().await == Some(1))
+                && shards_held(&a).await == Some(1)
+                && shards_held(&b).await == Some(1))
             .then(|| holders.into_iter().flatten().collect::<Vec<String>>())
         },
     )
@@ -273,7 +232,7 @@ async fn replicas_split_the_shards_and_a_survivor_takes_over_a_killed_ones() {
         || async {
             (holders(&leases, &set).await[victim_shard as usize].as_deref()
                 == Some(survivor.identity.as_str())
-                && survivor.shards_held().await == Some(i64::from(SHARDS)))
+                && shards_held(&survivor).await == Some(i64::from(SHARDS)))
             .then_some(())
         },
     )
