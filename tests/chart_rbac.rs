@@ -435,6 +435,31 @@ fn every_rbac_rule_is_commented() {
     assert!(rules >= 8, "expected the chart's rules, found {rules}");
 }
 
+/// Applies the chart's RBAC (its ServiceAccount, ClusterRole and Role with their bindings) and
+/// returns a client impersonating that ServiceAccount, and what was applied.
+async fn apply_and_impersonate(
+    admin: &kube::Client,
+    objects: &[serde_json::Value],
+    release_ns: &str,
+) -> (
+    kube::Client,
+    Vec<(kube::core::ApiResource, Option<String>, String)>,
+) {
+    let sa = objects
+        .iter()
+        .find(|o| o["kind"] == "ServiceAccount")
+        .and_then(|o| o["metadata"]["name"].as_str())
+        .expect("the chart has a ServiceAccount")
+        .to_string();
+    let applied = apply_rbac(admin, objects).await;
+    assert_eq!(
+        applied.len(),
+        5,
+        "SA, ClusterRole(+Binding), Role(+Binding)"
+    );
+    (impersonating(release_ns, &sa).await, applied)
+}
+
 #[tokio::test]
 async fn chart_service_account_may_do_what_the_operator_does_and_no_more() {
     let admin = control_plane::shared().client().await;
@@ -442,19 +467,7 @@ async fn chart_service_account_may_do_what_the_operator_does_and_no_more() {
     let release = format!("rbac{:08x}", rand::random::<u32>());
     let objects = helm_template(&release, &release_ns.name, &[]);
     assert_no_wildcards(&objects);
-    let sa = objects
-        .iter()
-        .find(|o| o["kind"] == "ServiceAccount")
-        .and_then(|o| o["metadata"]["name"].as_str())
-        .expect("the chart has a ServiceAccount")
-        .to_string();
-    let applied = apply_rbac(&admin, &objects).await;
-    assert_eq!(
-        applied.len(),
-        5,
-        "SA, ClusterRole(+Binding), Role(+Binding)"
-    );
-    let operator = impersonating(&release_ns.name, &sa).await;
+    let (operator, applied) = apply_and_impersonate(&admin, &objects, &release_ns.name).await;
 
     check(
         &operator,
@@ -665,19 +678,7 @@ async fn sharded_chart_allows_the_shard_leases_instead_of_the_leader_lease() {
         deployment["spec"]["replicas"], SHARDS,
         "one replica per shard"
     );
-    let sa = objects
-        .iter()
-        .find(|o| o["kind"] == "ServiceAccount")
-        .and_then(|o| o["metadata"]["name"].as_str())
-        .expect("the chart has a ServiceAccount")
-        .to_string();
-    let applied = apply_rbac(&admin, &objects).await;
-    assert_eq!(
-        applied.len(),
-        5,
-        "SA, ClusterRole(+Binding), Role(+Binding)"
-    );
-    let operator = impersonating(&release_ns.name, &sa).await;
+    let (operator, applied) = apply_and_impersonate(&admin, &objects, &release_ns.name).await;
 
     // Everything else as unsharded; Leases: the shard ones only.
     let not_leases = |a: &Access| a.resource != "leases";

@@ -15,7 +15,7 @@ use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use mce_testkit::crds::install_crds;
 use mce_testkit::manifests::{ar, dynamic};
-use mce_testkit::operator::{LEASE_NAMESPACE, LeaseOperator, lease_holder, metric};
+use mce_testkit::operator::{LEASE_NAMESPACE, LeaseOperator, dump, lease_holder, metric};
 use mce_testkit::operator_env::admin_client;
 use serde_json::json;
 
@@ -51,20 +51,6 @@ async fn reconciles(op: &Op, controller: &str) -> Option<i64> {
         )
         .unwrap_or(0),
     )
-}
-
-fn dump(ops: &[&Op]) -> String {
-    ops.iter()
-        .map(|op| {
-            format!(
-                "--- {} (log {}) ---\n{}",
-                op.identity,
-                op.process.log.display(),
-                op.logs()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams};
 use kube::{Api, ResourceExt};
-use mce_testkit::operator::{LEASE_NAMESPACE, LeaseOperator, lease_holder};
+use mce_testkit::operator::{LEASE_NAMESPACE, LeaseOperator, dump, lease_holder};
 use mce_testkit::prelude::*;
 use multicloud_ecs::api::EcsInstance;
 use multicloud_ecs::controller::shard::{lease_name, shard_of};
@@ -38,20 +38,6 @@ fn start(identity: &str, lease_set: &str) -> Op {
 /// `multicloud_ecs_shards_held` from /metrics (None: not serving).
 async fn shards_held(op: &Op) -> Option<i64> {
     op.metric("multicloud_ecs_shards_held").await
-}
-
-fn dump(ops: &[&Op]) -> String {
-    ops.iter()
-        .map(|op| {
-            format!(
-                "--- {} (log {}) ---\n{}",
-                op.identity,
-                op.process.log.display(),
-                op.logs()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// The holder of each shard's Lease (None: missing, released or empty).

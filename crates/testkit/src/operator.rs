@@ -89,6 +89,21 @@ impl LeaseOperator {
     }
 }
 
+/// The identity, log file and last log lines of each operator, for a failure message.
+pub fn dump(ops: &[&LeaseOperator]) -> String {
+    ops.iter()
+        .map(|op| {
+            format!(
+                "--- {} (log {}) ---\n{}",
+                op.identity,
+                op.process.log.display(),
+                op.logs()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Where [`LeaseOperator`]s keep their Leases.
 pub const LEASE_NAMESPACE: &str = "default";
 
