@@ -120,12 +120,15 @@ pub enum InstanceState {
 }
 
 /// Whether `held` (what the API server has) carries every ClientToken and pending create of
-/// `wanted`: then a create using them may be sent without writing first.
+/// `wanted`, and the network its creates go into: then a create may be sent without writing
+/// first. (A deletion finds the instance's own security group in that network's VPC, and the
+/// network knows the instance is placed in it, only from what the API server holds.)
 pub fn tokens_held(held: &EcsInstanceStatus, wanted: &EcsInstanceStatus) -> bool {
     held.client_token == wanted.client_token
         && held.security_group_client_token == wanted.security_group_client_token
         && held.eip_client_token == wanted.eip_client_token
         && held.pending_create == wanted.pending_create
+        && (wanted.network.is_none() || held.network == wanted.network)
 }
 
 /// At most this often is an object's status written while it only progresses (network
@@ -228,6 +231,27 @@ mod tests {
             crate::api::conditions::upsert(&mut status.conditions, &desired, Some(1), &now);
         }
         status
+    }
+
+    #[test]
+    fn a_create_waits_for_its_tokens_and_network_to_be_held() {
+        let held = showing(&[]);
+        let mut wanted = held.clone();
+        assert!(tokens_held(&held, &wanted));
+        wanted.network = Some(crate::api::ecs_instance::NetworkStatusRef {
+            name: "net-alice".into(),
+            vpc_id: Some("vpc-1".into()),
+            v_switch_id: Some("vsw-1".into()),
+            security_group_id: Some("sg-1".into()),
+        });
+        assert!(
+            !tokens_held(&held, &wanted),
+            "the network is not written yet"
+        );
+        assert!(tokens_held(&wanted, &wanted));
+        let mut new_token = wanted.clone();
+        new_token.client_token = Some("t-9".into());
+        assert!(!tokens_held(&wanted, &new_token));
     }
 
     #[test]
