@@ -137,8 +137,9 @@ pub fn tokens_held(held: &EcsInstanceStatus, wanted: &EcsInstanceStatus) -> bool
 pub const PROGRESS_WRITE_INTERVAL: Duration = Duration::from_secs(15);
 
 /// Whether the end-of-pass status `next` may stay unwritten (kept in memory for the next pass)
-/// although it differs from `held`, what the API server has, written `since_write` ago. Yes only
-/// when it is progress between progress: every ClientToken and pending create is held, nothing
+/// although it differs from `held`, what the API server has, written `since_write` ago. Yes for
+/// a new object's first progress (it is written at its first create, or once the interval has
+/// passed), and for progress between progress: every ClientToken and pending create is held, nothing
 /// failed or failing is shown or to be shown, Ready is false on both sides, the generation is
 /// the same, and what differs is what a pass learns again (ids found by token or UID tag, the
 /// network's ids, conditions, phase). A placement choice or a new token is always written.
@@ -147,10 +148,10 @@ pub fn defer_progress(
     next: &EcsInstanceStatus,
     since_write: Option<Duration>,
 ) -> bool {
-    let (Some(held), Some(since)) = (held, since_write) else {
+    let Some(since) = since_write else {
         return false;
     };
-    if since >= PROGRESS_WRITE_INTERVAL || held == next {
+    if since >= PROGRESS_WRITE_INTERVAL || held == Some(next) {
         return false;
     }
     let only_progress = |conditions: &[Condition]| {
@@ -162,6 +163,11 @@ pub fn defer_progress(
                 c.status == "True" || progress
             }
         })
+    };
+    // Never written: its first write may wait too. Tokens and placement need not be held
+    // before they are used — every create persists the status first (`tokens_held`).
+    let Some(held) = held.filter(|h| !h.conditions.is_empty()) else {
+        return only_progress(&next.conditions);
     };
     let creates_held = held.client_token == next.client_token
         && held.security_group_client_token == next.security_group_client_token
@@ -278,7 +284,14 @@ mod tests {
             Some(PROGRESS_WRITE_INTERVAL)
         ));
         assert!(!defer_progress(Some(&held), &starting, None));
-        assert!(!defer_progress(None, &starting, recent));
+        // A new object's first progress waits too (its first create writes it), a failure not.
+        assert!(defer_progress(None, &starting, recent));
+        assert!(defer_progress(
+            Some(&EcsInstanceStatus::default()),
+            &held,
+            recent
+        ));
+        assert!(!defer_progress(None, &starting, None));
 
         // Ready, a failure shown or cleared, a new token or a placement are written at once.
         let ready = showing(&[(READY, true, Reason::Ready)]);
@@ -288,6 +301,7 @@ mod tests {
             (INSTANCE_READY, false, Reason::CreateFailed),
         ]);
         assert!(!defer_progress(Some(&held), &failing, recent));
+        assert!(!defer_progress(None, &failing, recent));
         assert!(!defer_progress(Some(&failing), &starting, recent));
         let mut new_token = starting.clone();
         new_token.client_token = Some("t-9".into());
